@@ -1,0 +1,193 @@
+"""The one typed place for configuration: YAML files in configs/ loaded into pydantic models.
+
+Precedence (last wins): configs/default.yaml < --config FILE < ONCOGRAPH_* env vars < CLI flags.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = Path(__file__).resolve().parent
+MODELS_DIR = CONFIG_DIR / "models"
+
+
+class ConfigError(ValueError):
+    """A configuration file or value is invalid; the message says which and why."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class LoraSettings(_Strict):
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"])
+    # only the top N transformer layers get LoRA: backward then stops there, which halves
+    # the cost of a step on CPU (None = every layer)
+    top_layers: int | None = None
+
+
+class TrainSettings(_Strict):
+    epochs: float = 1.0
+    batch_size: int = 4
+    lr: float = 2e-4
+    eval_every: int = 50
+    patience: int = 2
+    gradient_checkpointing: bool = False
+    warmup_ratio: float = 0.06
+    seed: int = 13
+    max_steps: int | None = None
+
+
+ModelKind = Literal["causal-lm-label-words", "encoder-lora", "tfidf-logreg", "keyword-rule"]
+
+
+class ModelConfig(_Strict):
+    """One classifier: which weights, which adapter, how to batch and how it was trained."""
+
+    name: str
+    kind: ModelKind
+    weights: str | None = None  # a tools.weights source (offline, pinned)
+    path: str | None = None  # hub ID or local folder; wins over `weights` when set
+    adapter: str | None = None  # folder relative to the project root
+    max_length: int = 256
+    batch_size: int = 8
+    lora: LoraSettings = Field(default_factory=LoraSettings)
+    train: TrainSettings = Field(default_factory=TrainSettings)
+
+    def adapter_path(self) -> Path | None:
+        if not self.adapter:
+            return None
+        path = Path(self.adapter)
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+class ClassifierSettings(_Strict):
+    model: str = "qwen2.5-1.5b"
+    batch_size: int | None = None  # overrides the model's batch size
+    threads: int | None = None
+
+
+class PreprocessingSettings(_Strict):
+    missing_abstract: Literal["title_only", "skip"] = "title_only"
+    title_only_confidence_cap: float = Field(0.75, ge=0.5, le=1.0)
+
+
+class LadderStep(_Strict):
+    view: Literal["title_and_abstract", "abstract_first", "title_only", "head_and_tail"] = (
+        "title_and_abstract"
+    )
+    prompt: Literal["default", "definition"] = "default"
+    model: str | None = None  # None = the configured classifier model
+
+
+class VerifierSettings(_Strict):
+    confidence_threshold: float = Field(0.85, ge=0.5, le=1.0)
+    max_requeries: int = Field(2, ge=0, le=10)
+    ladder: list[LadderStep] = Field(default_factory=list)
+
+
+class DiseaseSettings(_Strict):
+    routes: list[Literal["dictionary", "model", "llm"]] = Field(
+        default_factory=lambda: ["dictionary", "model"]
+    )
+    llm_model: str = "qwen2.5-0.5b"
+
+
+class CitationSettings(_Strict):
+    llm: bool = False
+    llm_model: str = "qwen2.5-0.5b"
+
+
+class SummarySettings(_Strict):
+    llm: bool = False
+
+
+class RunSettings(_Strict):
+    max_concurrency: int = 8
+    checkpoint_db: str = "runs/checkpoints.sqlite"
+
+
+class Settings(_Strict):
+    data_dir: str = "../shared/data"
+    classifier: ClassifierSettings = Field(default_factory=ClassifierSettings)
+    preprocessing: PreprocessingSettings = Field(default_factory=PreprocessingSettings)
+    verifier: VerifierSettings = Field(default_factory=VerifierSettings)
+    diseases: DiseaseSettings = Field(default_factory=DiseaseSettings)
+    citations: CitationSettings = Field(default_factory=CitationSettings)
+    summary: SummarySettings = Field(default_factory=SummarySettings)
+    run: RunSettings = Field(default_factory=RunSettings)
+
+    def data_path(self) -> Path:
+        path = Path(os.environ.get("ONCOGRAPH_DATA", self.data_dir)).expanduser()
+        return path if path.is_absolute() else (PROJECT_ROOT / path).resolve()
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _validate(cls: type[BaseModel], data: dict[str, Any], source: str) -> Any:
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{source}: {where}: {first['msg']}") from exc
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Defaults, then an optional user file, then ONCOGRAPH_MODEL, then keyword overrides."""
+    data = _read_yaml(CONFIG_DIR / "default.yaml")
+    if path is not None:
+        data = _merge(data, _read_yaml(Path(path)))
+    if model := os.environ.get("ONCOGRAPH_MODEL"):
+        data = _merge(data, {"classifier": {"model": model}})
+    data = _merge(data, {k: v for k, v in overrides.items() if v is not None})
+    settings = _validate(Settings, data, str(path or "configs/default.yaml"))
+    load_model_config(settings.classifier.model)  # fail early on an unknown model
+    return settings
+
+
+def available_models() -> list[str]:
+    return sorted(p.stem for p in MODELS_DIR.glob("*.yaml"))
+
+
+@lru_cache(maxsize=None)
+def load_model_config(name_or_path: str) -> ModelConfig:
+    """A model by name (configs/models/<name>.yaml) or by path to a YAML file."""
+    path = Path(name_or_path)
+    if path.suffix not in {".yaml", ".yml"}:
+        path = MODELS_DIR / f"{name_or_path}.yaml"
+    if not path.exists():
+        raise ConfigError(
+            f"unknown model {name_or_path!r}; available: {', '.join(available_models())}"
+        )
+    return _validate(ModelConfig, _read_yaml(path), str(path))

@@ -1,0 +1,46 @@
+"""Model card written next to every trained adapter: data, hyperparameters, metrics, how to redo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def write_model_card(out_dir: Path, summary: dict) -> None:
+    best = min(summary["history"], key=lambda h: h["val_loss"], default={})
+    rows = "\n".join(
+        f"| {h['step']} | {h['train_loss']:.4f} | {h['val_loss']:.4f} | {h['val_accuracy']:.3f} | {h['val_auc']:.4f} |"
+        for h in summary["history"]
+    )
+    lora = summary["lora"]
+    train = summary["train"]
+    text = f"""# {summary['model']} LoRA adapter (OncoGraph)
+
+Cancer / Non-Cancer classifier for PubMed titles + abstracts. Version `{summary['version']}`.
+
+## Data
+Fixed stratified split of the 1000 labelled abstracts (`finetune/splits/`, made by
+`python -m finetune.split`): {summary['train_examples']} train, {summary['val_examples']} val
+(early stopping); the 200 test abstracts were not used. Text = `tools.preprocess.model_text`
+(title + cleaned abstract, no PMID), truncated to {summary['max_length']} tokens.
+
+## Hyperparameters
+LoRA r={lora['r']}, alpha={lora['alpha']}, dropout={lora['dropout']}, targets {', '.join(lora['target_modules'])};
+AdamW lr {train['lr']}, batch {train['batch_size']}, warmup {train['warmup_ratio']}, linear decay,
+gradient checkpointing {train['gradient_checkpointing']}, seed {train['seed']}.
+Trainable parameters: {summary['trainable_params']:,}.
+
+## Training run
+Stopped by {summary['stopped']} after {summary['steps']} steps; best val loss {best.get('val_loss', float('nan')):.4f}
+(val accuracy {best.get('val_accuracy', float('nan')):.3f}). Wall time {summary['wall_time_s'] / 60:.1f} min on
+{summary['threads']} CPU threads, peak RSS {summary['peak_rss_gib']:.1f} GiB.
+
+| step | train loss (EMA) | val loss | val accuracy | val AUC |
+|---|---|---|---|---|
+{rows}
+
+Test-split metrics: `reports/classification/` (`make classification-report`).
+
+## Regenerate
+`python -m finetune.train --model {summary['model']}` (add `--resume` to continue from `checkpoints/`).
+"""
+    (out_dir / "README.md").write_text(text)

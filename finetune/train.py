@@ -1,0 +1,244 @@
+"""LoRA fine-tuning of a classifier on the fixed train split, early-stopped on val.
+
+    python -m finetune.train --model qwen2.5-1.5b [--resume] [--max-steps N]
+
+Causal LMs train with label-word loss: cross-entropy over the "Yes"/"No" logits at the
+answer position, the very quantity the zero-shot baseline scores. Encoders (minilm)
+train a LoRA adapter plus a 2-way head. Checkpoints every eval; `--resume` continues.
+The best adapter (by val loss) lands in the model's `adapter` folder with a model card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import random
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from configs.settings import ModelConfig, load_model_config
+from finetune.data import Example, load_split
+
+log = logging.getLogger("finetune")
+
+
+def peak_rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def _seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    """A small explicit loop: we need the two-logit loss, resumable state and val stopping."""
+
+    def __init__(self, cfg: ModelConfig, out_dir: Path, ckpt_dir: Path, base: str | None = None):
+        from peft import LoraConfig, get_peft_model
+
+        from tools.classifier.backends import build_trainable
+
+        self.cfg = cfg
+        self.out_dir, self.ckpt_dir = out_dir, ckpt_dir
+        self.head = build_trainable(cfg, base)  # model wrapper: .model, .batch(), .logits()
+        lora = LoraConfig(
+            r=cfg.lora.r,
+            lora_alpha=cfg.lora.alpha,
+            lora_dropout=cfg.lora.dropout,
+            target_modules=cfg.lora.target_modules,
+            modules_to_save=self.head.modules_to_save,
+            layers_to_transform=self.head.top_layer_ids(cfg.lora.top_layers),
+            task_type=self.head.task_type,
+        )
+        self.model = get_peft_model(self.head.model, lora)
+        if cfg.train.gradient_checkpointing:
+            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            self.model.enable_input_require_grads()
+        self.head.model = self.model
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=0.0)
+        self.step = 0
+        self.best_val = math.inf
+        self.bad_evals = 0
+        self.history: list[dict] = []
+
+    def n_trainable(self) -> int:
+        return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+
+    def lr_at(self, step: int, total: int) -> float:
+        warm = max(1, int(self.cfg.train.warmup_ratio * total))
+        if step < warm:
+            return self.cfg.train.lr * (step + 1) / warm
+        return self.cfg.train.lr * max(0.0, (total - step) / max(1, total - warm))
+
+    def loss(self, examples: list[Example]) -> torch.Tensor:
+        logits = self.head.logits(examples)
+        target = torch.tensor([1 - ex.label for ex in examples])  # column 0 = Cancer
+        return torch.nn.functional.cross_entropy(logits, target)
+
+    @torch.no_grad()
+    def evaluate(self, examples: list[Example], batch_size: int) -> dict:
+        from sklearn.metrics import roc_auc_score
+
+        self.model.eval()
+        probs = []
+        for i in range(0, len(examples), batch_size):
+            chunk = examples[i : i + batch_size]
+            probs.extend(torch.softmax(self.head.logits(chunk), -1)[:, 0].tolist())
+        self.model.train()
+        y = np.array([ex.label for ex in examples])
+        p = np.clip(np.array(probs), 1e-7, 1 - 1e-7)
+        return {
+            "val_loss": float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))),
+            "val_accuracy": float(np.mean((p >= 0.5) == y)),
+            "val_auc": float(roc_auc_score(y, p)),
+        }
+
+    def save_checkpoint(self) -> None:
+        tmp = self.ckpt_dir.with_name(self.ckpt_dir.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.model.save_pretrained(tmp)
+        torch.save(
+            {
+                "optimizer": self.optimizer.state_dict(),
+                "step": self.step,
+                "best_val": self.best_val,
+                "bad_evals": self.bad_evals,
+                "history": self.history,
+                "rng": torch.get_rng_state(),
+            },
+            tmp / "trainer_state.pt",
+        )
+        shutil.rmtree(self.ckpt_dir, ignore_errors=True)
+        tmp.replace(self.ckpt_dir)
+
+    def load_checkpoint(self) -> None:
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        state = torch.load(self.ckpt_dir / "trainer_state.pt", weights_only=False)
+        weights = load_file(self.ckpt_dir / "adapter_model.safetensors")
+        set_peft_model_state_dict(self.model, weights)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step, self.best_val = state["step"], state["best_val"]
+        self.bad_evals, self.history = state["bad_evals"], state["history"]
+        torch.set_rng_state(state["rng"])
+        log.info("resumed at step %d (best val loss %.4f)", self.step, self.best_val)
+
+
+def train(cfg: ModelConfig, resume: bool = False, base: str | None = None,
+          out_dir: Path | None = None, train_ex: list[Example] | None = None,
+          val_ex: list[Example] | None = None) -> dict:
+    t0 = time.time()
+    _seed_all(cfg.train.seed)
+    out_dir = out_dir or cfg.adapter_path()
+    if out_dir is None:
+        raise ValueError(f"model {cfg.name} has no adapter folder configured")
+    ckpt_dir = Path("checkpoints") / cfg.name
+    train_ex = train_ex if train_ex is not None else load_split("train")
+    val_ex = val_ex if val_ex is not None else load_split("val")
+    tr = Trainer(cfg, out_dir, ckpt_dir, base)
+    if resume and (ckpt_dir / "trainer_state.pt").exists():
+        tr.load_checkpoint()
+    bs = cfg.train.batch_size
+    steps_per_epoch = math.ceil(len(train_ex) / bs)
+    total = cfg.train.max_steps or math.ceil(cfg.train.epochs * steps_per_epoch)
+    # a fixed, seeded order per epoch, so a resumed run sees the same batches
+    order: list[int] = []
+    for epoch in range(math.ceil(total / steps_per_epoch)):
+        perm = list(range(len(train_ex)))
+        random.Random(cfg.train.seed + epoch).shuffle(perm)
+        order.extend(perm)
+    log.info("%s: %d trainable params, %d steps (batch %d)", cfg.name, tr.n_trainable(), total, bs)
+    tr.model.train()
+    bar = tqdm(total=total, initial=tr.step, desc=f"train {cfg.name}", file=sys.stderr)
+    stopped = "max_steps"
+    running = None
+    while tr.step < total:
+        batch = [train_ex[i] for i in order[tr.step * bs : (tr.step + 1) * bs]]
+        for group in tr.optimizer.param_groups:
+            group["lr"] = tr.lr_at(tr.step, total)
+        loss = tr.loss(batch)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in tr.model.parameters() if p.requires_grad], 1.0)
+        tr.optimizer.step()
+        tr.optimizer.zero_grad(set_to_none=True)
+        tr.step += 1
+        running = loss.item() if running is None else 0.9 * running + 0.1 * loss.item()
+        bar.update(1)
+        bar.set_postfix(loss=f"{running:.4f}")
+        if tr.step % cfg.train.eval_every == 0 or tr.step == total:
+            metrics = tr.evaluate(val_ex, cfg.batch_size)
+            metrics.update(step=tr.step, train_loss=running, elapsed_s=time.time() - t0)
+            tr.history.append(metrics)
+            log.info("step %d: %s", tr.step, json.dumps({k: round(v, 4) for k, v in metrics.items()}))
+            if metrics["val_loss"] < tr.best_val - 1e-4:
+                tr.best_val, tr.bad_evals = metrics["val_loss"], 0
+                tr.model.save_pretrained(out_dir)
+            else:
+                tr.bad_evals += 1
+            tr.save_checkpoint()
+            if tr.bad_evals >= cfg.train.patience:
+                stopped = "early_stopping"
+                break
+    bar.close()
+    summary = {
+        "model": cfg.name,
+        "version": time.strftime("%Y%m%d-%H%M", time.gmtime()),
+        "stopped": stopped,
+        "steps": tr.step,
+        "train_examples": len(train_ex),
+        "val_examples": len(val_ex),
+        "trainable_params": tr.n_trainable(),
+        "best_val_loss": tr.best_val,
+        "history": tr.history,
+        "wall_time_s": round(time.time() - t0, 1),
+        "peak_rss_gib": round(peak_rss_gib(), 2),
+        "threads": torch.get_num_threads(),
+        "lora": cfg.lora.model_dump(),
+        "train": cfg.train.model_dump(),
+        "max_length": cfg.max_length,
+    }
+    if resume and (out_dir / "training.json").exists():
+        previous = json.loads((out_dir / "training.json").read_text())
+        summary["wall_time_s"] += previous.get("wall_time_s", 0)
+        summary["peak_rss_gib"] = max(summary["peak_rss_gib"], previous.get("peak_rss_gib", 0))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
+    from finetune.card import write_model_card
+
+    write_model_card(out_dir, summary)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="qwen2.5-1.5b")
+    parser.add_argument("--resume", action="store_true", help="continue from checkpoints/<model>")
+    parser.add_argument("--max-steps", type=int, default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    cfg = load_model_config(args.model)
+    if args.max_steps:
+        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"max_steps": args.max_steps})})
+    if cfg.kind in ("tfidf-logreg", "keyword-rule"):
+        print(f"{cfg.name} is not a LoRA model; `python -m eval.compare` fits it", file=sys.stderr)
+        return 2
+    summary = train(cfg, resume=args.resume)
+    print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,139 @@
+"""Causal-LM classifier: P(Cancer) from the next-token logits of two label words.
+
+The same scorer serves the zero-shot baseline (no adapter) and the LoRA-tuned model
+(adapter on), so the comparison isolates what fine-tuning changed. Training
+(finetune/train.py) optimises exactly the quantity scored here: cross-entropy over
+the two label-word logits at the answer position.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from configs.settings import ModelConfig
+from tools.classifier.prompts import LABEL_WORDS, render_messages
+
+
+def resolve_base_path(cfg: ModelConfig) -> str:
+    """A hub ID or local folder when configured, else the offline pinned weights."""
+    if cfg.path:
+        return cfg.path
+    if not cfg.weights:
+        raise ValueError(f"model {cfg.name}: set `path` or `weights`")
+    from tools.weights import prepare
+
+    return str(prepare(cfg.weights))
+
+
+def label_token_ids(tokenizer) -> list[int]:
+    """[Cancer word id, Non-Cancer word id]; refuses words that are not one token."""
+    ids = []
+    for label, word in LABEL_WORDS.items():
+        pieces = tokenizer.encode(word, add_special_tokens=False)
+        if len(pieces) != 1:
+            raise ValueError(f"label word {word!r} for {label} is {len(pieces)} tokens, need 1")
+        ids.append(pieces[0])
+    return ids
+
+
+def load_causal_lm(base: str, dtype: torch.dtype = torch.bfloat16):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    tokenizer.padding_side = "left"  # the answer position is the last token of every row
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+class PromptEncoder:
+    """Truncates the abstract (never the prompt) so the answer slot always survives."""
+
+    def __init__(self, tokenizer, max_length: int):
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        overhead = len(self._ids("", "default"))
+        self.budget = max(16, max_length - overhead - 8)
+
+    def _ids(self, text: str, prompt: str) -> list[int]:
+        return self.tokenizer.apply_chat_template(
+            render_messages(prompt, text), add_generation_prompt=True, tokenize=True,
+            return_dict=False,
+        )
+
+    def encode(self, texts: list[str], prompt: str = "default") -> dict[str, torch.Tensor]:
+        clipped = []
+        for text in texts:
+            ids = self.tokenizer.encode(text, add_special_tokens=False)
+            clipped.append(self.tokenizer.decode(ids[: self.budget]) if len(ids) > self.budget else text)
+        rendered = [
+            self.tokenizer.apply_chat_template(
+                render_messages(prompt, t), add_generation_prompt=True, tokenize=False
+            )
+            for t in clipped
+        ]
+        return self.tokenizer(
+            rendered, return_tensors="pt", padding=True, add_special_tokens=False,
+            truncation=True, max_length=self.max_length + 16,
+        )
+
+
+def answer_logits(model, batch: dict[str, torch.Tensor], label_ids: list[int]) -> torch.Tensor:
+    """(batch, 2) logits of [Cancer word, Non-Cancer word] at the answer position."""
+    out = model(
+        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=1
+    )
+    return out.logits[:, -1, label_ids].float()
+
+
+class LabelWordClassifier:
+    """Batched P(Cancer) for a causal LM with an optional LoRA adapter."""
+
+    def __init__(self, cfg: ModelConfig, use_adapter: bool = True, base: str | None = None):
+        self.cfg = cfg
+        base = base or resolve_base_path(cfg)
+        model, self.tokenizer = load_causal_lm(base)
+        self.adapter_version: str | None = None
+        adapter = cfg.adapter_path() if use_adapter else None
+        if adapter is not None and (adapter / "adapter_config.json").exists():
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, str(adapter))
+            model = model.merge_and_unload()  # plain weights: no LoRA overhead at inference
+            self.adapter_version = _adapter_version(adapter)
+        elif use_adapter and adapter is not None:
+            raise FileNotFoundError(
+                f"adapter for {cfg.name} not found at {adapter}; train it with "
+                f"`python -m finetune.train --model {cfg.name}` or use --baseline"
+            )
+        self.model = model.eval()
+        self.label_ids = label_token_ids(self.tokenizer)
+        self.encoder = PromptEncoder(self.tokenizer, cfg.max_length)
+
+    @torch.inference_mode()
+    def predict_proba(self, texts: list[str], prompt: str = "default", batch_size: int | None = None) -> np.ndarray:
+        """P(Cancer) per text, batched; sorted by length so padding stays small."""
+        batch_size = batch_size or self.cfg.batch_size
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        probs = np.zeros(len(texts), dtype=np.float64)
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            batch = self.encoder.encode([texts[i] for i in idx], prompt)
+            logits = answer_logits(self.model, batch, self.label_ids)
+            probs[idx] = torch.softmax(logits, dim=-1)[:, 0].numpy()
+        return probs
+
+
+def _adapter_version(adapter: Path) -> str:
+    card = adapter / "training.json"
+    if card.exists():
+        import json
+
+        return json.loads(card.read_text()).get("version", "unversioned")
+    return time.strftime("%Y%m%d", time.gmtime(adapter.stat().st_mtime))
