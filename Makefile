@@ -1,0 +1,31 @@
+# Every reported number has a target here that regenerates it from inputs.
+# Topic targets live in make/*.mk.
+PY ?= .venv/bin/python
+export PYTHONUNBUFFERED = 1
+
+.PHONY: setup test lint weights split train run schema
+setup:  ## one command on a fresh machine: venv, pinned deps, offline weights
+	bash scripts/setup.sh
+
+test:  ## the test suite (what .ci/run calls)
+	$(PY) -m pytest -q
+
+lint:
+	$(PY) -m ruff check .
+
+weights:  ## download, verify and convert the pinned offline weights into the cache
+	$(PY) -m tools.weights prepare qwen2.5-1.5b qwen2.5-0.5b minilm
+
+split:  ## the fixed train/val/test split (finetune/splits/)
+	$(PY) -m finetune.split --seed 13
+
+train:  ## LoRA fine-tune the default classifier
+	$(PY) -m finetune.train --model qwen2.5-1.5b
+
+schema:  ## export the output record's JSON Schema
+	$(PY) -m graph.schema
+
+run:  ## the main job on the embedded example input
+	$(PY) -m graph.run --input examples/abstracts.csv --output outputs/example.jsonl
+
+include $(wildcard make/*.mk)

@@ -1,0 +1,95 @@
+"""The record written per abstract, defined once. `python -m graph.schema` exports its JSON Schema
+to schemas/record.schema.json (committed; the tests check the two agree and validate output)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+LABELS = ("Cancer", "Non-Cancer")
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "record.schema.json"
+
+TextField = Literal["title", "abstract"]
+
+
+class DiseaseMention(BaseModel):
+    """A disease span; offsets index the ORIGINAL input field (title or abstract)."""
+
+    text: str
+    start: int
+    end: int
+    field: TextField
+    concept_id: str  # "MESH:D008175" or "OMIM:114480"
+    name: str  # readable normalised name, e.g. "Lung Cancer"
+    is_cancer: bool  # concept under MeSH C04 (Neoplasms), excluding C04.182 (Cysts)
+    source: str = "dictionary"  # dictionary | model | llm (+ "+abbreviation")
+
+
+class Citation(BaseModel):
+    kind: Literal["numeric", "author_year", "pmid", "pmcid", "doi", "url"]
+    raw: str
+    normalised: str  # "Smith et al. 2019", "doi:10.x/y", "PMID:123", "[1-3]"
+    field: TextField
+    start: int
+    end: int
+    sentence: str | None = None  # the sentence the citation supports
+    function: str | None = None  # background | method | comparison | supporting | contrast
+
+
+class CitationAnalysis(BaseModel):
+    count: int = 0
+    by_kind: dict[str, int] = Field(default_factory=dict)
+    identifiers: dict[str, list[str]] = Field(default_factory=dict)  # doi, pmid, pmcid, trial, url
+    citations: list[Citation] = Field(default_factory=list)
+    summary: str | None = None
+    analyser: str = "rules"  # rules | llm:<model>
+
+
+class Attempt(BaseModel):
+    """One classifier call: which model, input view and prompt, and what it said."""
+
+    model: str
+    view: str
+    prompt: str
+    p_cancer: float
+
+
+class VerifierReport(BaseModel):
+    attempts: int  # classifier calls made (1 = no re-query)
+    agreed: bool  # final label consistent with the confidence threshold and the diseases found
+    reason: str  # why the loop stopped
+    history: list[Attempt] = Field(default_factory=list)
+
+
+class ModelInfo(BaseModel):
+    name: str
+    kind: str
+    adapter_version: str | None = None
+
+
+class AbstractRecord(BaseModel):
+    abstract_id: str
+    status: str  # ok | no_abstract | notice | skipped | error: ...
+    predicted_labels: list[Literal["Cancer", "Non-Cancer"]] = Field(default_factory=list)
+    confidence_scores: dict[str, float] = Field(default_factory=dict)
+    extracted_diseases: list[str] = Field(default_factory=list)
+    disease_mentions: list[DiseaseMention] = Field(default_factory=list)
+    citations: CitationAnalysis = Field(default_factory=CitationAnalysis)
+    metadata: dict[str, list[str]] = Field(default_factory=dict)
+    summary: str | None = None
+    verifier: VerifierReport | None = None
+    model: ModelInfo | None = None
+    notes: list[str] = Field(default_factory=list)  # e.g. "classified from the title alone"
+
+
+def export_schema(path: Path = SCHEMA_PATH) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(AbstractRecord.model_json_schema(), indent=2) + "\n")
+    return path
+
+
+if __name__ == "__main__":
+    print(export_schema())

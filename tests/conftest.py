@@ -1,0 +1,53 @@
+"""Shared fixtures: tiny random-weight models around the REAL Qwen tokenizer.
+
+The tokenizer comes from part 1 of the pinned Qwen GGUF split (tools.weights.prepare_tokenizer),
+so prompts, label words and truncation run exactly as in production, in seconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from configs.settings import PROJECT_ROOT, Settings
+
+
+@pytest.fixture(scope="session")
+def qwen_tokenizer_dir() -> Path:
+    from tools.weights import prepare_tokenizer
+
+    return prepare_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen_dir(tmp_path_factory, qwen_tokenizer_dir) -> Path:
+    """A 2-layer Qwen2 causal LM with random weights, saved like a real checkpoint."""
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(qwen_tokenizer_dir)
+    torch.manual_seed(0)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+        tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id,
+    )
+    model = Qwen2ForCausalLM(config).to(torch.bfloat16)
+    out = tmp_path_factory.mktemp("tiny-qwen")
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    path = Settings().data_path()
+    if not (path / "abstracts").exists():
+        pytest.fail(f"shared data not found at {path}; set ONCOGRAPH_DATA")
+    return path
+
+
+@pytest.fixture(scope="session")
+def project_root() -> Path:
+    return PROJECT_ROOT
