@@ -1,0 +1,49 @@
+"""Node: assemble the one output record (graph.schema.AbstractRecord) from the state."""
+
+from __future__ import annotations
+
+from langchain_core.runnables import RunnableConfig
+
+from agents.runtime import settings_for
+from configs.settings import load_model_config
+from graph.schema import AbstractRecord, ModelInfo
+from graph.state import OncoState
+from tools.classifier.tool import as_scores
+from tools.preprocess import Preprocessed
+
+
+def _model_info(name: str, classified: bool) -> ModelInfo:
+    if classified:
+        from tools.classifier.registry import get_classifier
+
+        return get_classifier(name).info
+    return ModelInfo(name=name, kind=load_model_config(name).kind)
+
+
+def finalise_node(state: OncoState, config: RunnableConfig) -> dict:
+    settings = settings_for(config)
+    doc = Preprocessed.model_validate(state["doc"])
+    classification = state.get("classification") or {}
+    notes = []
+    if doc.status != "ok":
+        notes.append(doc.reason or doc.status)
+        if classification:
+            cap = settings.preprocessing.title_only_confidence_cap
+            notes.append(f"classified from the title alone; confidence capped at {cap:.2f}")
+        else:
+            notes.append("not classified: preprocessing.missing_abstract is 'skip'")
+    record = AbstractRecord(
+        abstract_id=str(state.get("abstract_id", "")),
+        status=doc.status,
+        predicted_labels=[classification["label"]] if classification else [],
+        confidence_scores=as_scores(classification["p_cancer"]) if classification else {},
+        extracted_diseases=state.get("diseases", []),
+        disease_mentions=state.get("mentions", []),
+        citations=state.get("citation_analysis", {}),
+        metadata=doc.metadata,
+        summary=state.get("summary"),
+        verifier=state.get("verifier"),
+        model=_model_info(classification.get("model", settings.classifier.model), bool(classification)),
+        notes=notes,
+    )
+    return {"record": record.model_dump(mode="json")}

@@ -1,0 +1,129 @@
+"""OncoGraph command line: abstracts in, one JSON record per abstract out.
+
+    python -m graph.run --input abstracts.csv [--output results.jsonl] [--config FILE]
+                        [--model NAME] [--limit N]
+
+Rerunning with the same --output resumes: rows already written are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections import Counter
+from contextlib import ExitStack
+from pathlib import Path
+
+from configs.settings import PROJECT_ROOT, ConfigError, available_models, load_settings
+from graph.io import InputError, done_ids, iter_jsonl, read_input
+
+CHUNK = 32  # rows per graph.batch call: progress and durability granularity
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m graph.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--input", required=True, help="CSV, JSONL, a .txt abstract or a folder of them")
+    parser.add_argument("--output", help="JSONL file (default: outputs/<input name>.jsonl)")
+    parser.add_argument("--config", help="YAML merged over configs/default.yaml")
+    parser.add_argument("--model", help=f"classifier: one of {', '.join(available_models())}")
+    parser.add_argument("--limit", type=int, help="only the first N input rows")
+    parser.add_argument("--no-checkpoint", action="store_true", help="skip the SQLite checkpointer")
+    parser.add_argument("--no-report", action="store_true", help="skip reports/run/<name>.md")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    return parser
+
+
+def prepare_output(path: Path) -> None:
+    """Drop a last line cut short by a crash, so appending starts on a clean line."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    data = path.read_bytes()
+    if not data.endswith(b"\n"):
+        path.write_bytes(data[: data.rfind(b"\n") + 1])
+
+
+def summarise_run(records: list[dict], seconds: float, processed: int) -> str:
+    labels = Counter(r["predicted_labels"][0] for r in records if r.get("predicted_labels"))
+    statuses = Counter(r["status"] if not r["status"].startswith("error") else "error" for r in records)
+    confidences = [max(r["confidence_scores"].values()) for r in records if r.get("confidence_scores")]
+    requeried = sum(1 for r in records if (r.get("verifier") or {}).get("attempts", 0) > 1)
+    lines = [
+        "── OncoGraph run summary ─────────────────────",
+        f"rows in output      {len(records)}  (processed now: {processed})",
+        *[f"label {k:<13} {v}" for k, v in sorted(labels.items())],
+        f"mean confidence     {sum(confidences) / len(confidences):.3f}" if confidences else "mean confidence     -",
+        *[f"status {k:<12} {v}" for k, v in sorted(statuses.items())],
+        f"re-queried          {requeried}",
+        f"throughput          {processed / seconds:.2f} abstracts/s" if processed and seconds > 0 else "throughput          -",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        settings = load_settings(args.config, classifier={"model": args.model} if args.model else None)
+        rows = read_input(args.input)
+    except (ConfigError, InputError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.limit is not None:
+        rows = rows[: max(0, args.limit)]
+    output = Path(args.output or PROJECT_ROOT / "outputs" / f"{Path(args.input).stem}.jsonl")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    prepare_output(output)
+    done = done_ids(output)
+    todo = [r for r in rows if r.abstract_id not in done]
+    if done:
+        print(f"resuming: {len(rows) - len(todo)} of {len(rows)} rows already in {output}", file=sys.stderr)
+
+    from tqdm import tqdm
+
+    from graph.pipeline import Pipeline
+
+    start = time.perf_counter()
+    processed = 0
+    with ExitStack() as stack:
+        checkpointer = None
+        if not args.no_checkpoint:
+            from langgraph.checkpoint.sqlite import SqliteSaver
+
+            db = Path(settings.run.checkpoint_db)
+            db = db if db.is_absolute() else PROJECT_ROOT / db
+            db.parent.mkdir(parents=True, exist_ok=True)
+            checkpointer = stack.enter_context(SqliteSaver.from_conn_string(str(db)))
+        pipeline = Pipeline(settings, checkpointer)
+        run_id = time.strftime("%Y%m%dT%H%M%S")
+        bar = stack.enter_context(tqdm(total=len(todo), unit="abstract", file=sys.stderr, disable=None))
+        out = stack.enter_context(output.open("a", encoding="utf-8"))
+        try:
+            for i in range(0, len(todo), CHUNK):
+                chunk = todo[i : i + CHUNK]
+                for record in pipeline.process(chunk, run_id=run_id):
+                    out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                out.flush()
+                os.fsync(out.fileno())
+                processed += len(chunk)
+                bar.update(len(chunk))
+        except KeyboardInterrupt:
+            print(f"\ninterrupted: {processed} rows written; rerun the same command to resume", file=sys.stderr)
+            return 130
+    seconds = time.perf_counter() - start
+    records = list(iter_jsonl(output))
+    print(summarise_run(records, seconds, processed), file=sys.stderr)
+    if not args.no_report and records:
+        from eval.run_report import write_run_report
+
+        report = write_run_report(records, output.stem)
+        print(f"report: {report}", file=sys.stderr)
+    print(f"output: {output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,47 @@
+"""The classifier as a LangChain tool: a batch of texts in, label probabilities out.
+
+It works on its own inside any agent (`classify_abstracts.invoke({"texts": [...]})`);
+the graph's classifier node calls it too. Calls from concurrent graph runs are merged
+into batched forward passes by a per-model MicroBatcher.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from langchain_core.tools import tool
+from pydantic import BaseModel, Field
+
+from configs.settings import load_model_config
+from tools.classifier.batching import MicroBatcher
+
+
+@lru_cache(maxsize=None)
+def batcher_for(model: str) -> MicroBatcher:
+    """One batcher (and one loaded model) per model per process."""
+    from tools.classifier.registry import get_classifier
+
+    classifier = get_classifier(model)
+    return MicroBatcher(classifier.predict_proba, batch_size=load_model_config(model).batch_size)
+
+
+def as_scores(p_cancer: float) -> dict[str, float]:
+    return {"Cancer": round(p_cancer, 6), "Non-Cancer": round(1.0 - p_cancer, 6)}
+
+
+class ClassifyInput(BaseModel):
+    texts: list[str] = Field(description="Title and abstract of each paper, one string per paper")
+    model: str = Field("qwen2.5-1.5b", description="Classifier name under configs/models/")
+    prompt: str = Field("default", description="Prompt variant: 'default' or 'definition'")
+
+
+@tool("classify_abstracts", args_schema=ClassifyInput)
+def classify_abstracts(
+    texts: list[str], model: str = "qwen2.5-1.5b", prompt: str = "default"
+) -> list[dict[str, float]]:
+    """Classify PubMed abstracts as Cancer or Non-Cancer (any neoplasm counts as cancer).
+
+    Returns one {"Cancer": p, "Non-Cancer": 1 - p} per text, in input order.
+    """
+    probs = batcher_for(model).predict(texts, prompt)
+    return [as_scores(float(p)) for p in probs]
