@@ -1,0 +1,101 @@
+"""Disease extraction: spans in the original text, MEDIC concepts, readable names, cancer flags.
+
+    extract_diseases(doc, routes=("dictionary", "model"))  # one Preprocessed abstract
+    extract_batch(docs, routes)                              # batches the model route
+    disease_names(mentions)                                  # `extracted_diseases`
+
+Every route runs on the cleaned text (title + "\\n" + abstract) and every span is mapped
+back to the ORIGINAL field through `CleanField.to_original`, so HTML, odd spacing and
+unicode in the input never shift offsets. See docs/diseases.md for the design.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from graph.schema import DiseaseMention
+from tools.diseases.dictionary import dictionary_spans
+from tools.diseases.spans import Span, merge, propagate_abbreviations
+from tools.diseases.vocab import Vocabulary, load_vocabulary
+from tools.preprocess import Preprocessed
+
+ROUTES = ("dictionary", "model", "llm")
+SEPARATOR = "\n"
+
+
+def joined_text(doc: Preprocessed) -> str:
+    return doc.title.text + SEPARATOR + doc.abstract.text
+
+
+def _check_routes(routes: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(routes, str):
+        routes = (routes,)
+    unknown = [r for r in routes if r not in ROUTES]
+    if unknown or not routes:
+        raise ValueError(f"unknown disease routes {unknown or list(routes)}; choose from {ROUTES}")
+    return tuple(routes)
+
+
+def _to_mentions(doc: Preprocessed, spans: list[Span], vocab: Vocabulary) -> list[DiseaseMention]:
+    cut = len(doc.title.text) + len(SEPARATOR)
+    out = []
+    for s in spans:
+        if s.end <= len(doc.title.text):
+            field, clean, start, end = "title", doc.title, s.start, s.end
+        elif s.start >= cut:
+            field, clean, start, end = "abstract", doc.abstract, s.start - cut, s.end - cut
+        else:
+            continue  # straddles the field boundary
+        o_start, o_end = clean.to_original(start, end)
+        concept = vocab.concepts.get(s.concept_id)
+        if concept is None or o_end <= o_start:
+            continue
+        out.append(DiseaseMention(
+            text=clean.original[o_start:o_end], start=o_start, end=o_end, field=field,
+            concept_id=concept.concept_id, name=concept.readable,
+            is_cancer=concept.is_cancer, source=s.source,
+        ))
+    return out
+
+
+def extract_batch(
+    docs: list[Preprocessed], routes: Sequence[str] = ("dictionary", "model")
+) -> list[list[DiseaseMention]]:
+    """Mentions per document; the model route runs as one batch over all documents."""
+    routes = _check_routes(routes)
+    vocab = load_vocabulary()
+    texts = [joined_text(d) for d in docs]
+    candidates: list[list[Span]] = [[] for _ in docs]
+    if "dictionary" in routes:
+        for i, text in enumerate(texts):
+            candidates[i].extend(dictionary_spans(vocab, text))
+    if "model" in routes:
+        from tools.diseases.model import model_spans
+
+        for i, spans in enumerate(model_spans(texts, vocab)):
+            candidates[i].extend(spans)
+    if "llm" in routes:
+        from tools.diseases.llm import llm_spans
+
+        for i, text in enumerate(texts):
+            candidates[i].extend(llm_spans(text, vocab))
+    results = []
+    for doc, text, spans in zip(docs, texts, candidates, strict=True):
+        merged = propagate_abbreviations(merge(spans), text, vocab)
+        results.append(_to_mentions(doc, merged, vocab))
+    return results
+
+
+def extract_diseases(
+    doc: Preprocessed, routes: Sequence[str] = ("dictionary", "model")
+) -> list[DiseaseMention]:
+    return extract_batch([doc], routes)[0]
+
+
+def disease_names(mentions: list[DiseaseMention]) -> list[str]:
+    """`extracted_diseases`: one readable name per concept, in order of first mention."""
+    ordered = sorted(mentions, key=lambda m: (m.field != "title", m.start))
+    seen: dict[str, str] = {}
+    for m in ordered:
+        seen.setdefault(m.concept_id, m.name)
+    return list(seen.values())

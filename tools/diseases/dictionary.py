@@ -1,0 +1,66 @@
+"""Dictionary route: leftmost-longest matching of normalised token n-grams against MEDIC."""
+
+from __future__ import annotations
+
+import re
+
+from tools.diseases.spans import Span
+from tools.diseases.vocab import FUNCTION_WORDS, Vocabulary, bag_key, tokens
+
+# what may separate two tokens inside one name: spacing, a hyphen, a possessive
+_GAP = re.compile(r"(?:['’]s?)?[ \-]{0,2}")
+_MAX_BAG = 6
+
+
+def match_text(vocab: Vocabulary, text: str) -> list[tuple[str, int, int, str]]:
+    """(key, start, end, concept_id) of every dictionary match, leftmost-longest, no overlaps."""
+    toks = tokens(text)
+    n = len(toks)
+    joinable = [
+        _GAP.fullmatch(text[toks[i][2] : toks[i + 1][1]]) is not None for i in range(n - 1)
+    ]
+    out = []
+    i = 0
+    while i < n:
+        best: tuple[str, int, str] | None = None  # key, last token index, concept
+        key = ""
+        j = i
+        while j < n and j - i < vocab.max_len:
+            key = toks[j][0] if j == i else f"{key} {toks[j][0]}"
+            if key not in vocab.prefixes:
+                break
+            if key in vocab.exact:
+                best = (key, j, vocab.exact[key])
+            if j + 1 < n and not joinable[j]:
+                break
+            j += 1
+        if best is None and toks[i][0] not in FUNCTION_WORDS:
+            words = [toks[i][0]]
+            for j in range(i + 1, min(n, i + _MAX_BAG)):
+                if not joinable[j - 1]:
+                    break
+                words.append(toks[j][0])
+                if words[-1] in FUNCTION_WORDS:
+                    continue
+                b = bag_key(words)
+                if b in vocab.bag:
+                    best = (b, j, vocab.bag[b])
+        if best is not None and _allowed(vocab, best[0], text, toks[i][1], toks[best[1]][2]):
+            out.append((best[0], toks[i][1], toks[best[1]][2], best[2]))
+            i = best[1] + 1
+        else:
+            i += 1
+    return out
+
+
+def _allowed(vocab: Vocabulary, key: str, text: str, start: int, end: int) -> bool:
+    if key in vocab.stopped:
+        return False
+    if key in vocab.case_sensitive:
+        surface = text[start:end]
+        return surface.upper() == surface and any(c.isalpha() for c in surface)
+    return True
+
+
+def dictionary_spans(vocab: Vocabulary, text: str) -> list[Span]:
+    return [Span(s, e, cid, "dictionary") for _, s, e, cid in match_text(vocab, text)]

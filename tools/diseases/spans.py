@@ -1,0 +1,77 @@
+"""Candidate spans, the overlap rule that merges routes, and abbreviation propagation."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from tools.diseases.abbrev import find_abbreviations
+from tools.diseases.vocab import Vocabulary
+
+ROUTE_PRIORITY = ("model", "dictionary", "llm")
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int  # into the joined clean text (title + "\n" + abstract)
+    end: int
+    concept_id: str
+    source: str  # dictionary | model | llm, "+abbreviation" when propagated
+
+
+def _overlaps(a: Span, b: Span) -> bool:
+    return a.start < b.end and b.start < a.end
+
+
+def merge(candidates: list[Span], priority: tuple[str, ...] = ROUTE_PRIORITY) -> list[Span]:
+    """Union of the routes; where spans overlap, one survives.
+
+    Rule: the route earlier in `priority` wins (the model learnt the annotation
+    boundaries; the dictionary only knows names), and within a route the longer span
+    wins (nested names: "breast cancer" inside "hereditary breast cancer").
+    """
+    rank = {r: i for i, r in enumerate(priority)}
+    ordered = sorted(
+        candidates,
+        key=lambda s: (rank.get(s.source.split("+")[0], len(rank)), s.start - s.end, s.start),
+    )
+    kept: list[Span] = []
+    for span in ordered:
+        if not any(_overlaps(span, k) for k in kept):
+            kept.append(span)
+    return sorted(kept, key=lambda s: s.start)
+
+
+def propagate_abbreviations(spans: list[Span], text: str, vocab: Vocabulary) -> list[Span]:
+    """Schwartz-Hearst pairs: "non-small cell lung cancer (NSCLC)" makes every NSCLC a mention.
+
+    The long form's concept comes from a span ending where the long form ends (any
+    route), else from a vocabulary lookup of the long form. A short form defined as
+    something that is not a disease ("magnetic resonance (MR)") loses its matches.
+    """
+    result = list(spans)
+    for ab in find_abbreviations(text):
+        concept = next(
+            (s.concept_id for s in spans
+             if ab.long_start <= s.end and ab.long_end - 1 <= s.end <= ab.long_end + 1
+             and s.start >= ab.long_start - 1),
+            None,
+        ) or vocab.lookup(text[ab.long_start : ab.long_end])
+        occurrences = [
+            (m.start(), m.end())
+            for m in re.finditer(rf"(?<![A-Za-z0-9]){re.escape(ab.short)}(?![A-Za-z0-9])", text)
+        ]
+        if concept is None:
+            result = [s for s in result if (s.start, s.end) not in occurrences]
+            continue
+        for start, end in occurrences:
+            same = [s for s in result if s.start == start and s.end == end]
+            if same:
+                result = [
+                    replace(s, concept_id=concept) if s in same else s for s in result
+                ]
+                continue
+            new = Span(start, end, concept, "dictionary+abbreviation")
+            if not any(_overlaps(new, s) for s in result):
+                result.append(new)
+    return sorted(result, key=lambda s: s.start)

@@ -1,0 +1,267 @@
+"""CTD MEDIC disease vocabulary: concepts, readable names, cancer flags and a lookup index.
+
+Text and vocabulary terms go through the same `tokens()` normaliser (case, accents,
+British spellings, plurals, possessives, hyphens and spacing), so a lookup key is the
+space-joined normalised token sequence. A second "bag" key (sorted tokens without
+function words) catches word-order variants such as "cancer of the lung".
+
+The compiled index is pickled under the cache folder (~/.cache/oncograph/diseases/),
+keyed by the source files' sizes and mtimes, because parsing 11,865 concepts with
+their ~80k synonyms takes a few seconds.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import pickle
+import re
+import unicodedata
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from configs.settings import Settings
+
+VOCAB_FILE = "vocab/CTD_diseases_2017-06.tsv.gz"
+_INDEX_VERSION = "4"
+
+_TOKEN = re.compile(r"[A-Za-z0-9]+")
+_BRITISH = [
+    ("tumour", "tumor"), ("oedema", "edema"), ("oesophag", "esophag"), ("haem", "hem"),
+    ("aemia", "emia"), ("paed", "ped"), ("ischaem", "ischem"), ("leukaem", "leukem"),
+    ("diarrhoea", "diarrhea"), ("foetal", "fetal"), ("coeliac", "celiac"),
+]
+FUNCTION_WORDS = frozenset({"of", "the", "a", "an", "in", "to", "with", "due", "by", "for"})
+
+
+def norm_token(token: str) -> str:
+    """Lower-case, strip accents, map British spellings and strip a plural ending."""
+    t = unicodedata.normalize("NFKD", token).encode("ascii", "ignore").decode().lower()
+    for uk, us in _BRITISH:
+        if uk in t:
+            t = t.replace(uk, us)
+    if len(t) > 4 and t.endswith("ies"):
+        return t[:-3] + "y"
+    if len(t) > 3 and t.endswith("s") and not t.endswith(("ss", "us", "is", "sis")):
+        return t[:-1]
+    return t
+
+
+def tokens(text: str) -> list[tuple[str, int, int]]:
+    """Normalised tokens with their [start, end) in `text`; possessive "s" tokens dropped."""
+    out = []
+    for m in _TOKEN.finditer(text):
+        if m.group(0) in ("s", "S") and m.start() > 0 and text[m.start() - 1] in "'’":
+            continue
+        out.append((norm_token(m.group(0)), m.start(), m.end()))
+    return out
+
+
+def key_of(text: str) -> str:
+    return " ".join(t for t, _, _ in tokens(text))
+
+
+def bag_key(words: list[str]) -> str:
+    """Word-order-free key: sorted tokens without function words ("" when under 2 remain)."""
+    content = sorted(w for w in words if w not in FUNCTION_WORDS)
+    return " ".join(content) if len(content) >= 2 else ""
+
+
+@dataclass
+class Concept:
+    concept_id: str
+    name: str  # the MEDIC preferred name
+    readable: str  # the name we show (see readable_name)
+    is_cancer: bool
+    synonyms: list[str] = field(default_factory=list)
+
+
+def is_cancer_tree(tree_numbers: list[str]) -> bool:
+    """Neoplasm = some tree number under C04, Cysts (C04.182) excluded."""
+    return any(
+        (t == "C04" or t.startswith("C04.")) and not (t == "C04.182" or t.startswith("C04.182."))
+        for t in tree_numbers
+    )
+
+
+def readable_name(name: str, synonyms: list[str]) -> str:
+    """The everyday form of a MeSH heading, taken from the concept's own synonyms.
+
+    Rule, first that applies: (1) a "... Neoplasm(s)" heading shows the synonym that
+    spells it with "Cancer" instead ("Lung Neoplasms" -> "Lung Cancer"); (2) an inverted
+    heading ("Carcinoma, Non-Small-Cell Lung") shows the synonym with the same words
+    without the comma ("Non-Small-Cell Lung Carcinoma"); (3) otherwise the MEDIC name.
+    """
+    lower = [s.lower() for s in synonyms]
+    if "neoplasm" in name.lower():
+        wanted = re.sub(r"neoplasms?", "cancer", name.lower())
+        if wanted in lower:
+            return synonyms[lower.index(wanted)]
+    if "," in name:
+        words = sorted(re.findall(r"[a-z0-9]+", name.lower()))
+        for syn in synonyms:
+            if "," not in syn and sorted(re.findall(r"[a-z0-9]+", syn.lower())) == words:
+                return syn
+    return name
+
+
+@dataclass
+class Vocabulary:
+    concepts: dict[str, Concept]
+    alt_ids: dict[str, str]  # alternative id -> primary concept id
+    exact: dict[str, str]  # normalised key -> concept id
+    bag: dict[str, str]  # bag key -> concept id
+    prefixes: set[str]  # every token-prefix of an exact key (for early stopping)
+    case_sensitive: set[str]  # keys that only match when the text token is upper-case
+    stopped: set[str]  # ambiguous keys never matched by the dictionary route
+    max_len: int
+
+    def canonical(self, concept_id: str) -> str:
+        """A gold or alternative id mapped to the MEDIC primary id ("D001943" -> "MESH:D001943")."""
+        cid = concept_id.strip()
+        if not cid.startswith(("MESH:", "OMIM:")):
+            cid = cid if cid.startswith("OMIM") else f"MESH:{cid}"
+        if cid in self.concepts:
+            return cid
+        return self.alt_ids.get(cid, cid)
+
+    def lookup(self, text: str) -> str | None:
+        """Concept id for a mention string: exact normalised key, then the word-order bag key."""
+        words = [t for t, _, _ in tokens(text)]
+        key = " ".join(words)
+        if key in self.exact:
+            return self.exact[key]
+        return self.bag.get(bag_key(words))
+
+
+def _source_files(data: Path) -> list[Path]:
+    return [data / VOCAB_FILE, *(data / f for f in _CORPUS_TRAIN)]
+
+
+_CORPUS_TRAIN = ("ncbi_disease/NCBItrainset_corpus.txt", "bc5cdr/CDR_TrainingSet.PubTator.txt")
+
+
+def _parse_medic(path: Path) -> tuple[dict[str, Concept], dict[str, str]]:
+    concepts: dict[str, Concept] = {}
+    alt_ids: dict[str, str] = {}
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            if line.startswith("#") or not line.strip():
+                continue
+            cols = line.rstrip("\n").split("\t")
+            name, cid, alts, trees, syns = cols[0], cols[1], cols[2], cols[5], cols[7]
+            synonyms = [s for s in syns.split("|") if s]
+            concepts[cid] = Concept(
+                concept_id=cid, name=name, readable=readable_name(name, synonyms),
+                is_cancer=is_cancer_tree([t for t in trees.split("|") if t]), synonyms=synonyms,
+            )
+            for alt in alts.split("|"):
+                if alt.startswith(("MESH:", "OMIM:")):
+                    alt_ids.setdefault(alt, cid)
+    return concepts, alt_ids
+
+
+def _short_upper(term: str) -> bool:
+    return len(term) <= 6 and term.upper() == term and " " not in term.strip()
+
+
+def build(data: Path) -> Vocabulary:
+    """Compile MEDIC (+ the train-set mention strings, + a train-set stop-list) into an index."""
+    from tools.diseases.corpus import read_pubtator  # local: corpus imports vocab
+
+    concepts, alt_ids = _parse_medic(data / VOCAB_FILE)
+    candidates: dict[str, Counter[str]] = defaultdict(Counter)
+    upper_only: dict[str, bool] = {}
+
+    def add(term: str, cid: str, weight: int) -> None:
+        key = key_of(term)
+        if not key or (len(key) <= 2 and " " not in key):
+            return
+        candidates[key][cid] += weight
+        upper_only[key] = upper_only.get(key, True) and _short_upper(term)
+
+    for cid, c in concepts.items():
+        add(c.name, cid, 3)  # the preferred name outranks a shared synonym
+        for s in c.synonyms:
+            add(s, cid, 1)
+    # Training annotations: corpus spellings ("G6PD deficiency") and the concept annotators
+    # chose for ambiguous strings outrank vocabulary ties.
+    docs = [d for f in _CORPUS_TRAIN if (data / f).exists() for d in read_pubtator(data / f)]
+    for doc in docs:
+        for m in doc.mentions:
+            ids = [i for i in re.split(r"[|+]", m.concept) if i.strip() and i.strip() != "-1"]
+            if len(ids) == 1:
+                cid = Vocabulary(concepts, alt_ids, {}, {}, set(), set(), set(), 0).canonical(ids[0])
+                if cid in concepts:
+                    add(m.text, cid, 10)
+    exact = {k: c.most_common(1)[0][0] for k, c in candidates.items()}
+    bag: dict[str, str] = {}
+    for k, cid in exact.items():
+        b = bag_key(k.split())
+        if b and b not in exact:
+            bag.setdefault(b, cid)
+    prefixes = {" ".join(k.split()[:i]) for k in exact for i in range(1, len(k.split()) + 1)}
+    vocab = Vocabulary(
+        concepts=concepts, alt_ids=alt_ids, exact=exact, bag=bag, prefixes=prefixes,
+        case_sensitive={k for k, up in upper_only.items() if up}, stopped=set(),
+        max_len=max(len(k.split()) for k in exact),
+    )
+    vocab.stopped = _learn_stoplist(vocab, docs)
+    return vocab
+
+
+def _learn_stoplist(vocab: Vocabulary, docs: list) -> set[str]:
+    """Keys the dictionary matches in the train texts but annotators rarely marked.
+
+    A key matched at least twice (three times for multi-word keys) and found to be a gold disease span under 30% of the
+    time ("cold", "strain", "AS", "lead") is ambiguous in running text, so it is stopped.
+    """
+    from tools.diseases.dictionary import match_text  # local: dictionary imports vocab
+
+    hits: Counter[str] = Counter()
+    good: Counter[str] = Counter()
+    for doc in docs:
+        gold = {(m.start, m.end) for m in doc.mentions}
+        gold_tokens = {i for m in doc.mentions for i in range(m.start, m.end)}
+        for key, start, end, _ in match_text(vocab, doc.text):
+            hits[key] += 1
+            if (start, end) in gold or (start in gold_tokens and end - 1 in gold_tokens):
+                good[key] += 1
+    return {
+        k for k, n in hits.items()
+        if n >= (2 if " " not in k else 3) and good[k] / n < 0.3
+    }
+
+
+def _fingerprint(paths: list[Path]) -> str:
+    h = hashlib.sha256(_INDEX_VERSION.encode())
+    for p in paths:
+        st = p.stat() if p.exists() else None
+        h.update(f"{p.name}:{st.st_size if st else 0}:{int(st.st_mtime) if st else 0}".encode())
+    return h.hexdigest()[:16]
+
+
+def _cache_root() -> Path:
+    return Path(os.environ.get("ONCOGRAPH_CACHE", Path.home() / ".cache" / "oncograph")).expanduser()
+
+
+@lru_cache(maxsize=2)
+def load_vocabulary(data_dir: str | None = None) -> Vocabulary:
+    """The compiled vocabulary (built once, then read from the on-disk cache)."""
+    data = Path(data_dir) if data_dir else Settings().data_path()
+    if not (data / VOCAB_FILE).exists():
+        raise FileNotFoundError(f"disease vocabulary not found: {data / VOCAB_FILE}")
+    cache = _cache_root() / "diseases" / f"vocab-{_fingerprint(_source_files(data))}.pkl"
+    if cache.exists():
+        with cache.open("rb") as fh:
+            return pickle.load(fh)
+    vocab = build(data)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp")
+    with tmp.open("wb") as fh:
+        pickle.dump(vocab, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(cache)
+    return vocab
