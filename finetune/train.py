@@ -63,7 +63,8 @@ class Trainer:
         )
         self.model = get_peft_model(self.head.model, lora)
         if cfg.train.gradient_checkpointing:
-            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            self.model.gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs={"use_reentrant": False})
             self.model.enable_input_require_grads()
         self.head.model = self.model
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -182,7 +183,8 @@ def train(cfg: ModelConfig, resume: bool = False, base: str | None = None,
             metrics = tr.evaluate(val_ex, cfg.batch_size)
             metrics.update(step=tr.step, train_loss=running, elapsed_s=time.time() - t0)
             tr.history.append(metrics)
-            log.info("step %d: %s", tr.step, json.dumps({k: round(v, 4) for k, v in metrics.items()}))
+            rounded = {k: round(v, 4) for k, v in metrics.items()}
+            log.info("step %d: %s", tr.step, json.dumps(rounded))
             if metrics["val_loss"] < tr.best_val - 1e-4:
                 tr.best_val, tr.bad_evals = metrics["val_loss"], 0
                 tr.model.save_pretrained(out_dir)
@@ -222,6 +224,25 @@ def train(cfg: ModelConfig, resume: bool = False, base: str | None = None,
     return summary
 
 
+def fit_classical(cfg: ModelConfig, out_dir: Path | None = None,
+                  train_ex: list[Example] | None = None,
+                  val_ex: list[Example] | None = None) -> dict:
+    """TF-IDF + logistic regression: fit on train, choose C on val, save as plain arrays."""
+    from tools.classifier.classical import fit_tfidf
+
+    out_dir = out_dir or cfg.adapter_path()
+    if out_dir is None:
+        raise ValueError(f"model {cfg.name} has no adapter folder configured")
+    train_ex = train_ex if train_ex is not None else load_split("train")
+    val_ex = val_ex if val_ex is not None else load_split("val")
+    model = fit_tfidf([e.text for e in train_ex], [e.label for e in train_ex],
+                      [e.text for e in val_ex], [e.label for e in val_ex], seed=cfg.train.seed)
+    model.meta.update(model=cfg.name, peak_rss_gib=round(peak_rss_gib(), 2),
+                      threads=torch.get_num_threads())
+    model.save(out_dir)
+    return model.meta
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="qwen2.5-1.5b")
@@ -231,10 +252,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     cfg = load_model_config(args.model)
     if args.max_steps:
-        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"max_steps": args.max_steps})})
-    if cfg.kind in ("tfidf-logreg", "keyword-rule"):
-        print(f"{cfg.name} is not a LoRA model; `python -m eval.compare` fits it", file=sys.stderr)
+        train_cfg = cfg.train.model_copy(update={"max_steps": args.max_steps})
+        cfg = cfg.model_copy(update={"train": train_cfg})
+    if cfg.kind == "keyword-rule":
+        print(f"{cfg.name} is a fixed rule: there is nothing to train", file=sys.stderr)
         return 2
+    if cfg.kind == "tfidf-logreg":
+        summary = fit_classical(cfg)
+        print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
+        return 0
     summary = train(cfg, resume=args.resume)
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
     return 0

@@ -1,0 +1,303 @@
+"""Compare every classifier, zero-shot baseline vs fine-tuned, on a fixed split.
+
+    python -m eval.compare [--models M ...] [--split test] [--refresh]
+
+Writes reports/classification/: comparison.json + comparison.md (metrics with 95% bootstrap
+intervals, confusion tables, improvement analysis, training cost, throughput) and PNG
+heatmaps. Predictions are cached per (model, variant, split) as CSV under predictions/
+and reused unless --refresh: the Qwen models take seconds per abstract on a CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from configs.settings import PROJECT_ROOT, ConfigError, available_models, load_model_config
+from eval import metrics as M
+
+REPORT_DIR = PROJECT_ROOT / "reports" / "classification"
+REFERENCE = "keyword-rule"
+SINGLE_LABEL = {"tfidf-logreg": "fitted", "keyword-rule": "rule"}
+
+
+def variants_of(model: str) -> list[str]:
+    from tools.classifier.registry import SINGLE_VARIANT_KINDS
+
+    kind = load_model_config(model).kind
+    return ["finetuned"] if kind in SINGLE_VARIANT_KINDS else ["baseline", "finetuned"]
+
+
+def variant_label(model: str, variant: str) -> str:
+    return SINGLE_LABEL.get(load_model_config(model).kind, variant)
+
+
+def _cache_path(out: Path, model: str, variant: str, split: str) -> Path:
+    return out / "predictions" / f"{Path(model).stem}__{variant}__{split}.csv"
+
+
+def read_cached(path: Path, ids: list[str]) -> np.ndarray | None:
+    """Cached P(Cancer) in split order, or None when missing or made for other rows."""
+    if not path.exists():
+        return None
+    with path.open(newline="") as fh:
+        rows = {r["abstract_id"]: float(r["p_cancer"]) for r in csv.DictReader(fh)}
+    if set(rows) != set(ids):
+        return None
+    return np.array([rows[i] for i in ids])
+
+
+def predict(model: str, variant: str, split: str, out: Path, refresh: bool) -> dict:
+    """P(Cancer) for the split, from the cache or by running the model (then cached)."""
+    from finetune.data import load_split
+    from tools.classifier.registry import get_classifier
+
+    examples = load_split(split)
+    ids = [e.abstract_id for e in examples]
+    y = np.array([e.label for e in examples])
+    path = _cache_path(out, model, variant, split)
+    meta_path = path.with_suffix(".json")
+    p = None if refresh else read_cached(path, ids)
+    if p is None:
+        t0 = time.time()
+        clf = get_classifier(model, variant)
+        t1 = time.time()
+        p = clf.predict_proba([e.text for e in examples])
+        seconds = time.time() - t1
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["abstract_id", "label", "p_cancer"])
+            for i, e in enumerate(examples):
+                w.writerow([e.abstract_id, "Cancer" if e.label else "Non-Cancer", f"{p[i]:.6f}"])
+        import torch
+
+        meta = {
+            "model_info": clf.info.model_dump(), "n": len(ids), "load_s": round(t1 - t0, 2),
+            "predict_s": round(seconds, 2),
+            "abstracts_per_s": round(len(ids) / max(seconds, 1e-9), 2),
+            "threads": torch.get_num_threads(), "load_average_1m": round(os.getloadavg()[0], 2),
+            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        }
+        meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    return {"y": y, "p": p, "run": meta}
+
+
+def _read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def training_cost(model: str) -> dict | None:
+    adapter = load_model_config(model).adapter_path()
+    info = _read_json(adapter / "training.json") if adapter else None
+    if not info:
+        return None
+    keys = ("version", "steps", "stopped", "wall_time_s", "peak_rss_gib", "threads",
+            "trainable_params", "train_examples", "best_val_loss", "C")
+    return {k: info[k] for k in keys if k in info}
+
+
+def improvement(y: np.ndarray, base: dict, tuned: dict, n_boot: int) -> dict:
+    """What fine-tuning changed: accuracy (paired CI), errors removed, confidence shift."""
+    cb, ct = M.confusion(y, base["p"]), M.confusion(y, tuned["p"])
+    return {
+        "accuracy_change": M.paired_difference(y, tuned["p"], base["p"], n_boot=n_boot),
+        "false_negatives_removed": cb["fn"] - ct["fn"],
+        "false_positives_removed": cb["fp"] - ct["fp"],
+        "mean_p_true_before": M.point_metrics(y, base["p"])["mean_p_true"],
+        "mean_p_true_after": M.point_metrics(y, tuned["p"])["mean_p_true"],
+    }
+
+
+def run(models: list[str], split: str, out: Path, refresh: bool, n_boot: int) -> dict:
+    from tools.weights import WeightsError
+
+    out.mkdir(parents=True, exist_ok=True)
+    models = list(dict.fromkeys([REFERENCE, *models]))  # the reference is always reported
+    report: dict = {"split": split, "threshold": M.THRESHOLD,
+                    "bootstrap": {"n": n_boot, "seed": M.SEED}, "models": {}}
+    preds: dict[tuple[str, str], dict] = {}
+    for model in models:
+        name = load_model_config(model).name
+        entry: dict = {"kind": load_model_config(model).kind, "variants": {}, "skipped": {}}
+        for variant in variants_of(model):
+            try:
+                got = predict(model, variant, split, out, refresh)
+            except (FileNotFoundError, WeightsError) as exc:
+                entry["skipped"][variant] = str(exc)
+                print(f"skip {name}/{variant}: {exc}", file=sys.stderr)
+                continue
+            preds[(name, variant)] = got
+            result = M.evaluate(got["y"], got["p"], n_boot=n_boot)
+            result["run"] = got["run"]
+            result["label"] = variant_label(model, variant)
+            entry["variants"][variant] = result
+            M.plot_confusion(result["confusion"], f"{name} ({result['label']}, {split})",
+                             out / f"confusion_{name}_{variant}.png")
+            acc = result["metrics"]["accuracy"]
+            print(f"{name}/{variant}: accuracy {acc:.3f}", file=sys.stderr)
+        if ("baseline" in entry["variants"]) and ("finetuned" in entry["variants"]):
+            y = preds[(name, "finetuned")]["y"]
+            entry["improvement"] = improvement(
+                y, preds[(name, "baseline")], preds[(name, "finetuned")], n_boot)
+        ref = preds.get((REFERENCE, "finetuned"))
+        if name != REFERENCE and ref is not None and (name, "finetuned") in preds:
+            entry["vs_keyword_rule"] = M.paired_difference(
+                ref["y"], preds[(name, "finetuned")]["p"], ref["p"], n_boot=n_boot)
+        entry["training"] = training_cost(model)
+        entry["throughput"] = _read_json(out / f"throughput_{name}.json")
+        report["models"][name] = entry
+    (out / "comparison.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "comparison.md").write_text(render_markdown(report))
+    plot_accuracy(report, out / "accuracy.png")
+    return report
+
+
+def _ci(value: float, ci: list[float]) -> str:
+    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def _verdict(diff: dict, what: str) -> str:
+    lo, hi = diff["ci95"]
+    d = f"{diff['difference']:+.3f} (95% CI [{lo:+.3f}, {hi:+.3f}])"
+    if lo > 0:
+        return f"beats {what}: accuracy {d}"
+    if hi < 0:
+        return f"is worse than {what}: accuracy {d}"
+    return f"does not beat {what} with confidence: accuracy {d}, the interval includes 0"
+
+
+def render_markdown(report: dict) -> str:
+    split = report["split"]
+    lines = [
+        f"# Classifier comparison ({split} split)",
+        "",
+        f"Generated by `python -m eval.compare`. Threshold P(Cancer) >= {report['threshold']}; "
+        f"95% intervals from {report['bootstrap']['n']} seeded bootstrap resamples "
+        f"(seed {report['bootstrap']['seed']}). Cancer is the positive class.",
+        "",
+        "| model | variant | n | accuracy [95% CI] | Cancer recall [95% CI] | Cancer precision | "
+        "macro F1 [95% CI] | ROC-AUC | ECE |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, entry in report["models"].items():
+        for r in entry["variants"].values():
+            m, ci = r["metrics"], r["ci95"]
+            lines.append(
+                f"| {name} | {r['label']} | {r['n']} | {_ci(m['accuracy'], ci['accuracy'])} | "
+                f"{_ci(m['recall_cancer'], ci['recall_cancer'])} | {m['precision_cancer']:.3f} | "
+                f"{_ci(m['f1_macro'], ci['f1_macro'])} | {m['roc_auc']:.4f} | {m['ece']:.3f} |"
+            )
+    lines += ["", "## Verdicts", ""]
+    for name, entry in report["models"].items():
+        if "improvement" in entry:
+            verdict = _verdict(entry["improvement"]["accuracy_change"], "its zero-shot baseline")
+            lines.append(f"- **{name}** fine-tuned {verdict}.")
+        if "vs_keyword_rule" in entry:
+            label = entry["variants"]["finetuned"]["label"]
+            verdict = _verdict(entry["vs_keyword_rule"], "the keyword rule")
+            lines.append(f"- **{name}** ({label}) {verdict}.")
+        for variant, why in entry["skipped"].items():
+            lines.append(f"- **{name}** {variant}: not evaluated ({why.splitlines()[0]}).")
+    for name, entry in report["models"].items():
+        lines += ["", f"## {name} ({entry['kind']})", ""]
+        for variant, r in entry["variants"].items():
+            m = r["metrics"]
+            lines += [
+                f"### {r['label']}", "",
+                M.confusion_markdown(r["confusion"]),
+                f"Per class: Cancer P/R/F1 {m['precision_cancer']:.3f}/{m['recall_cancer']:.3f}/"
+                f"{m['f1_cancer']:.3f}; Non-Cancer P/R/F1 {m['precision_non_cancer']:.3f}/"
+                f"{m['recall_non_cancer']:.3f}/{m['f1_non_cancer']:.3f}; macro P/R/F1 "
+                f"{m['precision_macro']:.3f}/{m['recall_macro']:.3f}/{m['f1_macro']:.3f}; "
+                f"ROC-AUC {_ci(m['roc_auc'], r['ci95']['roc_auc'])}; "
+                f"ECE {_ci(m['ece'], r['ci95']['ece'])}. "
+                f"Heatmap: `confusion_{name}_{variant}.png`.",
+                "",
+            ]
+            run_meta = r.get("run") or {}
+            if run_meta.get("predict_s") is not None:
+                rm = run_meta
+                lines += [f"Prediction run: {rm['n']} abstracts in {rm['predict_s']} s "
+                          f"({rm['abstracts_per_s']} abstracts/s, {rm['threads']} threads, "
+                          f"load average {rm['load_average_1m']}, {rm['when']}).", ""]
+        if imp := entry.get("improvement"):
+            acc = imp["accuracy_change"]
+            lines += [
+                "### Improvement from fine-tuning", "",
+                "| accuracy change [95% CI] | false negatives removed | false positives removed | "
+                "mean P(true class) before -> after |",
+                "|---|---|---|---|",
+                f"| {acc['difference']:+.3f} [{acc['ci95'][0]:+.3f}, {acc['ci95'][1]:+.3f}] | "
+                f"{imp['false_negatives_removed']} | {imp['false_positives_removed']} | "
+                f"{imp['mean_p_true_before']:.3f} -> {imp['mean_p_true_after']:.3f} |", "",
+            ]
+        if tr := entry.get("training"):
+            lines += ["### Training cost", "",
+                      ", ".join(f"{k}: {v}" for k, v in tr.items()) +
+                      f" (from `adapters/{name}/training.json`).", ""]
+        if tp := entry.get("throughput"):
+            best = max(tp["results"], key=lambda r: r["abstracts_per_s"])
+            lines += ["### Throughput", "",
+                      f"Best {best['abstracts_per_s']:.2f} abstracts/s at batch "
+                      f"{best['batch_size']}, "
+                      f"{tp['threads']} threads, {tp['variant']} variant, {tp['n']} val abstracts, "
+                      f"load average before {tp['load_average_1m']} "
+                      f"(`throughput_{name}.json`).", ""]
+    return "\n".join(lines) + "\n"
+
+
+def plot_accuracy(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [(f"{n}\n{r['label']}", r["metrics"]["accuracy"], r["ci95"]["accuracy"])
+            for n, e in report["models"].items() for r in e["variants"].values()]
+    if not rows:
+        return
+    fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(rows)), 3.6), dpi=120)
+    x = np.arange(len(rows))
+    acc = np.array([r[1] for r in rows])
+    err = np.array([[a - r[2][0], r[2][1] - a] for a, r in zip(acc, rows, strict=True)]).T
+    ax.bar(x, acc, yerr=err, capsize=4, color="#4c72b0")
+    ax.set_xticks(x, [r[0] for r in rows], fontsize=7)
+    ax.set_ylim(max(0.0, acc.min() - 0.15), 1.0)
+    ax.set_ylabel(f"accuracy ({report['split']}, 95% CI)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=None,
+                        help=f"default: all ({', '.join(available_models())})")
+    parser.add_argument("--split", default="test", choices=["train", "val", "test"])
+    parser.add_argument("--refresh", action="store_true", help="ignore cached predictions")
+    parser.add_argument("--n-boot", type=int, default=M.N_BOOT)
+    parser.add_argument("--out", type=Path, default=REPORT_DIR)
+    args = parser.parse_args(argv)
+    try:
+        for model in args.models or []:
+            load_model_config(model)
+        report = run(args.models or available_models(), args.split, args.out, args.refresh,
+                     args.n_boot)
+    except (ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out / 'comparison.md'} ({len(report['models'])} models)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,146 @@
+"""Binary classification metrics with seeded bootstrap intervals (labels: 1 = Cancer).
+
+Cancer is the positive class throughout: TP = Cancer predicted Cancer, FN = Cancer missed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+THRESHOLD = 0.5
+N_BOOT = 1000
+SEED = 13
+
+
+def confusion(y: np.ndarray, p: np.ndarray) -> dict[str, int]:
+    pred = p >= THRESHOLD
+    y = y.astype(bool)
+    return {
+        "tp": int(np.sum(pred & y)), "fn": int(np.sum(~pred & y)),
+        "fp": int(np.sum(pred & ~y)), "tn": int(np.sum(~pred & ~y)),
+    }
+
+
+def _ratio(a: float, b: float) -> float:
+    return float(a / b) if b else 0.0
+
+
+def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+    precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
+    return precision, recall, _ratio(2 * precision * recall, precision + recall)
+
+
+def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
+    """Mann-Whitney AUC with ties counted half; NaN when one class is absent."""
+    pos, neg = p[y == 1], p[y == 0]
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    from scipy.stats import rankdata
+
+    ranks = rankdata(np.concatenate([pos, neg]))
+    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """ECE over equal-width bins of the confidence in the predicted class."""
+    pred = p >= THRESHOLD
+    conf = np.where(pred, p, 1 - p)
+    correct = pred == y.astype(bool)
+    edges = np.linspace(0.5, 1.0, bins + 1)
+    which = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            ece += mask.mean() * abs(conf[mask].mean() - correct[mask].mean())
+    return float(ece)
+
+
+def point_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """Accuracy, per-class and macro precision/recall/F1, ROC-AUC, ECE."""
+    y, p = np.asarray(y).astype(int), np.asarray(p, dtype=np.float64)
+    c = confusion(y, p)
+    pc, rc, fc = _prf(c["tp"], c["fp"], c["fn"])  # Cancer as positive
+    pn, rn, fn = _prf(c["tn"], c["fn"], c["fp"])  # Non-Cancer as positive
+    return {
+        "accuracy": _ratio(c["tp"] + c["tn"], len(y)),
+        "precision_cancer": pc, "recall_cancer": rc, "f1_cancer": fc,
+        "precision_non_cancer": pn, "recall_non_cancer": rn, "f1_non_cancer": fn,
+        "precision_macro": (pc + pn) / 2, "recall_macro": (rc + rn) / 2, "f1_macro": (fc + fn) / 2,
+        "roc_auc": roc_auc(y, p),
+        "ece": expected_calibration_error(y, p),
+        "mean_p_true": float(np.mean(np.where(y == 1, p, 1 - p))),
+    }
+
+
+def _resamples(n: int, n_boot: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+
+
+def _interval(values: np.ndarray) -> list[float]:
+    values = values[~np.isnan(values)]
+    if len(values) == 0:
+        return [float("nan"), float("nan")]
+    return [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))]
+
+
+def bootstrap_intervals(y: np.ndarray, p: np.ndarray, n_boot: int = N_BOOT,
+                        seed: int = SEED) -> dict[str, list[float]]:
+    """95% percentile intervals of every point metric over seeded resamples of the rows."""
+    y, p = np.asarray(y).astype(int), np.asarray(p, dtype=np.float64)
+    draws = [point_metrics(y[i], p[i]) for i in _resamples(len(y), n_boot, seed)]
+    return {k: _interval(np.array([d[k] for d in draws])) for k in draws[0]}
+
+
+def paired_difference(y: np.ndarray, p_a: np.ndarray, p_b: np.ndarray,
+                      metric: Callable[[np.ndarray, np.ndarray], float] | None = None,
+                      n_boot: int = N_BOOT, seed: int = SEED) -> dict[str, float | list[float]]:
+    """metric(a) - metric(b) on the same rows, with a paired 95% bootstrap interval."""
+    y = np.asarray(y).astype(int)
+    metric = metric or (lambda yy, pp: float(np.mean((pp >= THRESHOLD) == yy)))
+    diffs = np.array([metric(y[i], p_a[i]) - metric(y[i], p_b[i])
+                      for i in _resamples(len(y), n_boot, seed)])
+    return {"difference": metric(y, p_a) - metric(y, p_b), "ci95": _interval(diffs)}
+
+
+def evaluate(y: np.ndarray, p: np.ndarray, n_boot: int = N_BOOT, seed: int = SEED) -> dict:
+    """Everything the report needs for one prediction vector."""
+    return {
+        "n": int(len(y)),
+        "metrics": point_metrics(y, p),
+        "ci95": bootstrap_intervals(y, p, n_boot, seed),
+        "confusion": confusion(np.asarray(y), np.asarray(p)),
+    }
+
+
+def confusion_markdown(c: dict[str, int]) -> str:
+    """The confusion matrix in the project's fixed layout (rows = actual, Cancer first)."""
+    return (
+        "|  | Predicted Cancer | Predicted Non-Cancer |\n"
+        "|---|---|---|\n"
+        f"| Actual Cancer | {c['tp']} | {c['fn']} |\n"
+        f"| Actual Non-Cancer | {c['fp']} | {c['tn']} |\n"
+    )
+
+
+def plot_confusion(c: dict[str, int], title: str, path) -> None:
+    """A PNG heatmap in the same layout as the Markdown table."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = np.array([[c["tp"], c["fn"]], [c["fp"], c["tn"]]])
+    fig, ax = plt.subplots(figsize=(4.2, 3.6), dpi=120)
+    ax.imshow(grid, cmap="Blues")
+    ax.set_xticks([0, 1], ["Predicted\nCancer", "Predicted\nNon-Cancer"])
+    ax.set_yticks([0, 1], ["Actual\nCancer", "Actual\nNon-Cancer"])
+    for (i, j), v in np.ndenumerate(grid):
+        ax.text(j, i, str(v), ha="center", va="center",
+                color="white" if v > grid.max() / 2 else "black", fontsize=14)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,25 @@
+# Classification: fit/train the classifiers, benchmark them, and the comparison report.
+.PHONY: classification-fit classification-train-minilm classification-train-0.5b \
+	classification-bench classification-report classification-report-cheap
+
+classification-fit:  ## fit the TF-IDF + logistic regression reference (seconds)
+	$(PY) -m finetune.train --model tfidf-logreg
+
+classification-train-minilm:  ## LoRA + head on all-MiniLM-L6-v2 (minutes on 2 cores)
+	$(PY) -m finetune.train --model minilm
+
+classification-train-0.5b:  ## LoRA label-word tuning of Qwen2.5-0.5B
+	$(PY) -m finetune.train --model qwen2.5-0.5b
+
+classification-bench:  ## abstracts/s at several batch sizes (first 64 val abstracts)
+	$(PY) -m eval.bench_classifier --model minilm
+	$(PY) -m eval.bench_classifier --model tfidf-logreg
+	$(PY) -m eval.bench_classifier --model keyword-rule
+	$(PY) -m eval.bench_classifier --model qwen2.5-0.5b --batch-sizes 1 8
+	$(PY) -m eval.bench_classifier --model qwen2.5-1.5b --batch-sizes 1 8
+
+classification-report-cheap:  ## compare the fast models only (seconds)
+	$(PY) -m eval.compare --models keyword-rule tfidf-logreg minilm
+
+classification-report:  ## every model and variant on the test split (reuses cached predictions)
+	$(PY) -m eval.compare

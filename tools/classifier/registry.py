@@ -1,0 +1,94 @@
+"""One entry point for every classifier: `get_classifier(model, variant)` -> P(Cancer) scorer.
+
+Models load once per process (lru_cache on model + variant), never at import time.
+Variants: "finetuned" (the trained adapter / fitted model) and "baseline" (the same base
+model zero-shot). The classical references have one model each: tfidf-logreg's baseline is
+the same fitted model, keyword-rule has nothing to train, so both variants are the rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from configs.settings import ModelConfig, load_model_config
+from graph.schema import ModelInfo
+
+Variant = Literal["finetuned", "baseline"]
+VARIANTS: tuple[Variant, ...] = ("finetuned", "baseline")
+# kinds whose "baseline" is the very same model: nothing separate to compare
+SINGLE_VARIANT_KINDS = {"tfidf-logreg", "keyword-rule"}
+
+
+class Classifier(Protocol):
+    info: ModelInfo
+
+    def predict_proba(self, texts: list[str], prompt: str = "default") -> np.ndarray:
+        """P(Cancer) per text, batched internally."""
+        ...
+
+
+@dataclass
+class LoadedClassifier:
+    """A scorer plus the ModelInfo the output record carries."""
+
+    info: ModelInfo
+    scorer: Any
+    config: ModelConfig
+
+    def predict_proba(self, texts: list[str], prompt: str = "default") -> np.ndarray:
+        if isinstance(texts, str):
+            raise TypeError("predict_proba takes a list of texts, not one string")
+        if not texts:
+            return np.zeros(0, dtype=np.float64)
+        return np.asarray(self.scorer.predict_proba(list(texts), prompt), dtype=np.float64)
+
+
+def _build(cfg: ModelConfig, variant: Variant) -> tuple[Any, str | None]:
+    """(scorer, adapter_version) for one model config and variant."""
+    if cfg.kind == "keyword-rule":
+        from tools.classifier.classical import KeywordRule
+
+        return KeywordRule(), None
+    if cfg.kind == "tfidf-logreg":
+        from tools.classifier.classical import TfidfLogReg
+
+        folder = cfg.adapter_path()
+        if folder is None:
+            raise ValueError(f"model {cfg.name}: set `adapter` (the fitted model's folder)")
+        model = TfidfLogReg.load(folder)
+        return model, model.meta.get("version")
+    from tools.classifier.label_words import resolve_base_path
+
+    base = resolve_base_path(cfg)
+    if cfg.kind == "causal-lm-label-words":
+        from tools.classifier.label_words import LabelWordClassifier
+
+        scorer = LabelWordClassifier(cfg, use_adapter=variant == "finetuned", base=base)
+        return scorer, scorer.adapter_version
+    if cfg.kind == "encoder-lora":
+        from tools.classifier.encoder import EncoderClassifier, SimilarityClassifier
+
+        if variant == "baseline":
+            return SimilarityClassifier(cfg, base), None
+        from tools.classifier.label_words import _adapter_version
+
+        return EncoderClassifier(cfg, base), _adapter_version(cfg.adapter_path())
+    raise ValueError(f"model {cfg.name}: unknown kind {cfg.kind}")
+
+
+@lru_cache(maxsize=8)
+def get_classifier(model: str, variant: Variant = "finetuned") -> Classifier:
+    """The classifier named `model` (configs/models/<model>.yaml or a YAML path), loaded once."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; use one of {', '.join(VARIANTS)}")
+    cfg = load_model_config(model)
+    scorer, version = _build(cfg, variant)
+    if variant == "baseline" and cfg.kind not in SINGLE_VARIANT_KINDS:
+        version = None
+    info = ModelInfo(name=cfg.name if variant == "finetuned" else f"{cfg.name}:baseline",
+                     kind=cfg.kind, adapter_version=version)
+    return LoadedClassifier(info, scorer, cfg)
