@@ -51,3 +51,30 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def project_root() -> Path:
     return PROJECT_ROOT
+
+
+@pytest.fixture(scope="session")
+def light_config(tmp_path_factory, tiny_qwen_dir) -> Path:
+    """A run config on the tiny random Qwen (no adapter) and the dictionary disease route."""
+    import yaml
+
+    folder = tmp_path_factory.mktemp("light-config")
+    model_yaml = folder / "tiny-qwen.yaml"
+    model_yaml.write_text(
+        yaml.safe_dump(
+            {"name": "tiny-qwen", "kind": "causal-lm-label-words", "path": str(tiny_qwen_dir),
+             "adapter": None, "max_length": 128, "batch_size": 4}
+        )
+    )
+    config = folder / "light.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "classifier": {"model": str(model_yaml)},
+                "diseases": {"routes": ["dictionary"]},
+                "verifier": {"ladder": [{"view": "abstract_first", "prompt": "definition"}]},
+                "run": {"checkpoint_db": str(folder / "checkpoints.sqlite")},
+            }
+        )
+    )
+    return config
