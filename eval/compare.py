@@ -40,7 +40,7 @@ def variant_label(model: str, variant: str) -> str:
 
 
 def _cache_path(out: Path, model: str, variant: str, split: str) -> Path:
-    return out / "predictions" / f"{Path(model).stem}__{variant}__{split}.csv"
+    return out / "predictions" / f"{load_model_config(model).name}__{variant}__{split}.csv"
 
 
 def read_cached(path: Path, ids: list[str]) -> np.ndarray | None:
@@ -69,7 +69,7 @@ def predict(model: str, variant: str, split: str, out: Path, refresh: bool) -> d
         t0 = time.time()
         clf = get_classifier(model, variant)
         t1 = time.time()
-        p = clf.predict_proba([e.text for e in examples])
+        p = np.round(clf.predict_proba([e.text for e in examples]), 6)  # as cached
         seconds = time.time() - t1
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", newline="") as fh:

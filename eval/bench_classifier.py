@@ -1,0 +1,95 @@
+"""Batched inference throughput of one classifier on the first 64 val abstracts.
+
+    python -m eval.bench_classifier --model minilm [--variant finetuned] [--batch-sizes 1 8 32]
+
+Writes reports/classification/throughput_<model>.json and .md. Load average is recorded
+before each measurement: a number taken while another heavy job runs is not comparable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from configs.settings import ConfigError, load_model_config
+from eval.compare import REPORT_DIR
+
+
+def bench(model: str, variant: str, batch_sizes: list[int], n: int, repeats: int) -> dict:
+    from finetune.data import load_split
+    from tools.classifier.registry import get_classifier
+
+    texts = [e.text for e in load_split("val")[:n]]
+    t0 = time.time()
+    clf = get_classifier(model, variant)
+    load_s = time.time() - t0
+    scorer = getattr(clf, "scorer", clf)
+    batched = "batch_size" in inspect.signature(scorer.predict_proba).parameters
+    load_avg = round(os.getloadavg()[0], 2)
+    results = []
+    for bs in batch_sizes if batched else [len(texts)]:
+        kwargs = {"batch_size": bs} if batched else {}
+        scorer.predict_proba(texts[: min(bs, len(texts))], **kwargs)  # warm-up
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            scorer.predict_proba(texts, **kwargs)
+            best = min(best, time.perf_counter() - start)
+        results.append({"batch_size": bs, "seconds": round(best, 3),
+                        "abstracts_per_s": round(len(texts) / best, 2)})
+        print(f"{model}/{variant} batch {bs}: {len(texts) / best:.2f} abstracts/s", file=sys.stderr)
+    return {
+        "model": load_model_config(model).name, "variant": variant, "n": len(texts),
+        "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+        "load_average_1m": load_avg, "load_s": round(load_s, 2), "repeats": repeats,
+        "results": results, "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def write(report: dict, out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"throughput_{report['model']}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    rows = "\n".join(f"| {r['batch_size']} | {r['seconds']} | {r['abstracts_per_s']} |"
+                     for r in report["results"])
+    path.with_suffix(".md").write_text(
+        f"# Throughput: {report['model']} ({report['variant']})\n\n"
+        f"{report['n']} val abstracts, {report['threads']} torch threads on "
+        f"{report['cpu_count']} CPUs, load average {report['load_average_1m']} before the run, "
+        f"best of {report['repeats']}; model load {report['load_s']} s; {report['when']}.\n\n"
+        f"| batch size | seconds | abstracts/s |\n|---|---|---|\n{rows}\n"
+    )
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--variant", default="finetuned", choices=["finetuned", "baseline"])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    parser.add_argument("--n", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=REPORT_DIR)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        load_model_config(args.model)
+        report = bench(args.model, args.variant, args.batch_sizes, args.n, args.repeats)
+    except (ConfigError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {write(report, args.out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

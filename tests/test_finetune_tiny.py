@@ -1,0 +1,177 @@
+"""Train -> save adapter -> load -> predict -> evaluate, on tiny random-weight models.
+
+Qwen2 (label-word loss, the real Qwen tokenizer) and BERT (LoRA + 2-way head, the real
+MiniLM tokenizer), each built from a config in seconds. Then eval.compare on them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from configs.settings import load_model_config
+from finetune.data import Example
+from finetune.train import train
+from tools.classifier import registry
+
+TEXTS = [
+    ("Metastatic breast carcinoma treated with chemotherapy.", 1),
+    ("Leukaemia relapse after stem cell transplant in children.", 1),
+    ("Tumour suppressor loss drives lung adenocarcinoma growth.", 1),
+    ("Lymphoma incidence in a national cancer registry.", 1),
+    ("Blood pressure control in type 2 diabetes.", 0),
+    ("Asthma exacerbations and viral infections in winter.", 0),
+    ("Exercise therapy for knee osteoarthritis pain.", 0),
+    ("Sleep duration and depressive symptoms in adolescents.", 0),
+]
+EXAMPLES = [Example(f"id{i}", t, y) for i, (t, y) in enumerate(TEXTS)]
+
+
+def _write_cfg(folder: Path, **cfg) -> str:
+    path = folder / f"{cfg['name']}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+def _train_in(folder: Path, cfg_path: str, **kw) -> dict:
+    """Train with checkpoints/ under `folder`, not the project."""
+    here = Path.cwd()
+    os.chdir(folder)
+    try:
+        return train(load_model_config(cfg_path), train_ex=EXAMPLES, val_ex=EXAMPLES, **kw)
+    finally:
+        os.chdir(here)
+
+
+@pytest.fixture(scope="module")
+def tiny_bert_dir(tmp_path_factory) -> Path:
+    """A 2-layer random BERT around the real all-MiniLM-L6-v2 tokenizer."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from tools.weights import prepare
+
+    tokenizer = AutoTokenizer.from_pretrained(prepare("minilm"))
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    out = tmp_path_factory.mktemp("tiny-bert")
+    BertModel(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def qwen_cfg(tmp_path_factory, tiny_qwen_dir) -> str:
+    work = tmp_path_factory.mktemp("qwen-train")
+    cfg = _write_cfg(
+        work, name="tiny-qwen", kind="causal-lm-label-words", path=str(tiny_qwen_dir),
+        adapter=str(work / "adapter"), max_length=64, batch_size=4,
+        lora={"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]},
+        train={"batch_size": 4, "lr": 0.05, "eval_every": 2, "patience": 5, "max_steps": 2},
+    )
+    summary = _train_in(work, cfg)
+    assert summary["steps"] == 2 and len(summary["history"]) == 1
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def bert_cfg(tmp_path_factory, tiny_bert_dir) -> str:
+    work = tmp_path_factory.mktemp("bert-train")
+    cfg = _write_cfg(
+        work, name="tiny-bert", kind="encoder-lora", path=str(tiny_bert_dir),
+        adapter=str(work / "adapter"), max_length=64, batch_size=4,
+        lora={"r": 4, "alpha": 8, "target_modules": ["query", "value"]},
+        train={"batch_size": 4, "lr": 0.01, "eval_every": 2, "patience": 5, "max_steps": 4},
+    )
+    _train_in(work, cfg)
+    return cfg
+
+
+def test_qwen_adapter_and_model_card_saved(qwen_cfg):
+    adapter = load_model_config(qwen_cfg).adapter_path()
+    assert (adapter / "adapter_config.json").exists()
+    card = json.loads((adapter / "training.json").read_text())
+    assert card["steps"] == 2 and card["peak_rss_gib"] > 0
+    assert "## Regenerate" in (adapter / "README.md").read_text()
+
+
+def test_qwen_finetuned_differs_from_baseline(qwen_cfg):
+    texts = [t for t, _ in TEXTS]
+    tuned = registry.get_classifier(qwen_cfg, "finetuned")
+    base = registry.get_classifier(qwen_cfg, "baseline")
+    p_tuned, p_base = tuned.predict_proba(texts), base.predict_proba(texts)
+    assert p_tuned.shape == (len(texts),) and ((p_tuned >= 0) & (p_tuned <= 1)).all()
+    assert np.abs(p_tuned - p_base).max() > 1e-4  # the adapter is really applied
+    assert tuned.info.adapter_version and base.info.adapter_version is None
+    assert base.info.name == "tiny-qwen:baseline"
+
+
+def test_qwen_resume_continues_from_checkpoint(qwen_cfg, tmp_path):
+    cfg = load_model_config(qwen_cfg)
+    work = Path(qwen_cfg).parent
+    longer = cfg.model_copy(update={"train": cfg.train.model_copy(update={"max_steps": 4})})
+    cfg_path = _write_cfg(tmp_path, **{**longer.model_dump(), "name": "tiny-qwen"})
+    summary = _train_in(work, cfg_path, resume=True)
+    assert summary["steps"] == 4
+    assert [h["step"] for h in summary["history"]] == [2, 4]
+
+
+def test_bert_head_and_adapter_reload_identically(bert_cfg):
+    from tools.classifier.encoder import EncoderClassifier
+    from tools.classifier.label_words import resolve_base_path
+
+    cfg = load_model_config(bert_cfg)
+    texts = [t for t, _ in TEXTS]
+    a = EncoderClassifier(cfg, resolve_base_path(cfg)).predict_proba(texts)
+    b = registry.get_classifier(bert_cfg, "finetuned").predict_proba(texts)
+    np.testing.assert_allclose(a, b, atol=1e-6)  # head restored, not re-initialised at random
+
+
+def test_bert_similarity_baseline(bert_cfg):
+    clf = registry.get_classifier(bert_cfg, "baseline")
+    p = clf.predict_proba([t for t, _ in TEXTS], prompt="definition")
+    assert p.shape == (len(TEXTS),) and ((p > 0) & (p < 1)).all()
+    assert clf.info.kind == "encoder-lora"
+
+
+def test_missing_encoder_adapter_names_the_fix(tmp_path, tiny_bert_dir):
+    cfg = _write_cfg(tmp_path, name="untrained", kind="encoder-lora", path=str(tiny_bert_dir),
+                     adapter=str(tmp_path / "none"))
+    with pytest.raises(FileNotFoundError, match="finetune.train --model untrained"):
+        registry.get_classifier(cfg, "finetuned")
+
+
+def test_compare_report_on_tiny_models(qwen_cfg, bert_cfg, tmp_path, monkeypatch):
+    from eval import compare
+
+    import finetune.data
+
+    sub = EXAMPLES * 3  # 24 rows, both classes
+    sub = [Example(f"r{i}", e.text, e.label) for i, e in enumerate(sub)]
+    monkeypatch.setattr(finetune.data, "load_split", lambda split: sub)
+    report = compare.run([qwen_cfg, bert_cfg], "test", tmp_path, refresh=False, n_boot=50)
+    assert set(report["models"]) == {"keyword-rule", "tiny-qwen", "tiny-bert"}
+    qwen = report["models"]["tiny-qwen"]
+    assert set(qwen["variants"]) == {"baseline", "finetuned"}
+    assert {"accuracy_change", "false_negatives_removed", "mean_p_true_after"} <= set(
+        qwen["improvement"])
+    assert qwen["training"]["steps"] >= 2
+    md = (tmp_path / "comparison.md").read_text()
+    assert "| Actual Cancer |" in md and "Improvement from fine-tuning" in md
+    assert (tmp_path / "confusion_tiny-bert_finetuned.png").exists()
+    cached = tmp_path / "predictions" / "tiny-qwen__finetuned__test.csv"
+    assert cached.read_text().splitlines()[0] == "abstract_id,label,p_cancer"
+
+    def no_model(*a, **k):
+        raise AssertionError("cached predictions must be reused")
+
+    monkeypatch.setattr(registry, "get_classifier", no_model)
+    again = compare.run([qwen_cfg], "test", tmp_path, refresh=False, n_boot=50)
+    assert again["models"]["tiny-qwen"]["variants"]["finetuned"]["metrics"] == \
+        qwen["variants"]["finetuned"]["metrics"]
