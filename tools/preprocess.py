@@ -97,8 +97,8 @@ class Preprocessed(BaseModel):
 
 _UNICODE_SPACES = "\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000"  # a character class
 _ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029" + _ZERO_WIDTH + "]")
-_ODD_SPACE = re.compile("[\t\r\n\v\f" + _UNICODE_SPACES + "]")
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f" + _ZERO_WIDTH + "]")
+_ODD_SPACE = re.compile("[\t\r\n\v\f\x85\u2028\u2029" + _UNICODE_SPACES + "]")
 _TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9:-]*(?:\s[^<>]*)?/?>")
 _BLOCK_TAG = re.compile(r"</?(?:br|p|div|li|tr|td)\b", re.IGNORECASE)
 # MathML: keep only the token text (<mi>R</mi><mn>2</mn> -> "R2"), drop the LaTeX annotation
@@ -197,7 +197,8 @@ _STATS_WORDS = frozenset(
     (
         "age", "aged", "range", "iqr", "ci", "median", "mean", "sd", "se", "or", "hr", "rr", "n",
         "p", "day", "days", "week", "weeks", "month", "months", "year", "years", "hour", "hours",
-        "h", "min", "mg", "kg", "ml", "score", "grade", "stage", "class", "type",
+        "h", "min", "mg", "kg", "ml", "score", "grade", "stage", "class", "type", "patients",
+        "cases", "subjects", "participants", "samples", "women", "men",
     )
 )
 
@@ -267,10 +268,8 @@ def _stats_context(text: str, start: int) -> bool:
     before = text[max(0, start - 40) : start].rstrip(" (")
     if not before or before[-1] in "%=<>±([" or before[-1].isdigit():
         return True
-    tokens = re.findall(r"[^\s(]+", before)[-2:]
-    return any(any(c.isdigit() for c in t) for t in tokens) or (
-        bool(tokens) and tokens[-1].lower().strip(",;:") in _STATS_WORDS
-    )
+    word = before.rsplit(None, 1)[-1].strip(",;:").lower()
+    return any(c.isdigit() for c in word) or word in _STATS_WORDS
 
 
 def _normalise_numbers(raw: str) -> str:
@@ -338,15 +337,15 @@ def _citation_edits(text: str) -> list[_Edit]:
         if not _stats_context(text, m.start()):
             add(m.start(), m.end(), "numeric", _normalise_numbers(m.group(0)))
     for m in _NUM_PAREN.finditer(text):
-        start = m.start() - (text[m.start() - 1 : m.start()] == " ")
-        if start > 0 and text[start - 1].isalpha() and not _stats_context(text, m.start()):
-            add(start, m.end(), "numeric", _normalise_numbers(m.group(0)))
+        after_word = text[max(0, m.start() - 2) : m.start()].rstrip(" ")[-1:].isalpha()
+        if after_word and not _stats_context(text, m.start()):
+            add(m.start(), m.end(), "numeric", _normalise_numbers(m.group(0)))
     sups = list(_NUM_SUP.finditer(text)) if "<sup>" in low else []
     if any(c in text for c in _SUP_CHARS):
         sups += _NUM_UNICODE_SUP.finditer(text)
     for m in sups:
         before = text[max(0, m.start() - 4) : m.start()]
-        word = len(before) == 4 and before.isalpha() and before.islower()
+        word = len(before) == 4 and before.isalpha() and before[1:].islower()
         if word or before[-1:] in (".", ",", ")"):
             add(m.start(), m.end(), "numeric", _normalise_numbers(m.group(0)))
     return edits
@@ -477,9 +476,10 @@ def find_sections(text: str, field: Field_) -> list[Section]:
         upper = label.upper() == label
         if not words or not all(w in _SECTION_WORDS or (upper and w.isalpha()) for w in words):
             continue
-        if not any(w in _SECTION_WORDS for w in words) or (
-            not upper and label[1:].lower() != label[1:]
-        ):
+        title_case = all(w[:1].isupper() for w in label.split())
+        sentence_case = label[1:].lower() == label[1:]
+        known = any(w in _SECTION_WORDS for w in words)
+        if not known or not (upper or sentence_case or title_case):
             continue
         found.append((re.sub(r"\s+", " ", label.upper()), m.start(), m.end()))
     return [
