@@ -12,12 +12,16 @@ unicode in the input never shift offsets. See docs/diseases.md for the design.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from graph.schema import DiseaseMention
 from tools.diseases.dictionary import dictionary_spans
 from tools.diseases.spans import Span, merge, propagate_abbreviations
 from tools.diseases.vocab import Vocabulary, load_vocabulary
 from tools.preprocess import Preprocessed
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
 
 ROUTES = ("dictionary", "model", "llm")
 SEPARATOR = "\n"
@@ -59,9 +63,14 @@ def _to_mentions(doc: Preprocessed, spans: list[Span], vocab: Vocabulary) -> lis
 
 
 def extract_batch(
-    docs: list[Preprocessed], routes: Sequence[str] = ("dictionary", "model")
+    docs: list[Preprocessed],
+    routes: Sequence[str] = ("dictionary", "model"),
+    chat_model: BaseChatModel | None = None,
 ) -> list[list[DiseaseMention]]:
-    """Mentions per document; the model route runs as one batch over all documents."""
+    """Mentions per document; the model route runs as one batch over all documents.
+
+    `chat_model` serves the "llm" route (default: local Qwen2.5-0.5B, loaded lazily).
+    """
     routes = _check_routes(routes)
     vocab = load_vocabulary()
     texts = [joined_text(d) for d in docs]
@@ -78,7 +87,7 @@ def extract_batch(
         from tools.diseases.llm import llm_spans
 
         for i, text in enumerate(texts):
-            candidates[i].extend(llm_spans(text, vocab))
+            candidates[i].extend(llm_spans(text, vocab, chat_model))
     results = []
     for doc, text, spans in zip(docs, texts, candidates, strict=True):
         merged = propagate_abbreviations(merge(spans), text, vocab)
@@ -87,9 +96,11 @@ def extract_batch(
 
 
 def extract_diseases(
-    doc: Preprocessed, routes: Sequence[str] = ("dictionary", "model")
+    doc: Preprocessed,
+    routes: Sequence[str] = ("dictionary", "model"),
+    chat_model: BaseChatModel | None = None,
 ) -> list[DiseaseMention]:
-    return extract_batch([doc], routes)[0]
+    return extract_batch([doc], routes, chat_model)[0]
 
 
 def disease_names(mentions: list[DiseaseMention]) -> list[str]:

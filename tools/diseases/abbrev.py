@@ -26,19 +26,19 @@ def _valid_short(sf: str) -> bool:
 
 def _best_long_form(sf: str, lf: str) -> int | None:
     """Start index in `lf` of the shortest suffix whose characters spell `sf` in order."""
-    s, l = len(sf) - 1, len(lf) - 1
+    s, j = len(sf) - 1, len(lf) - 1
     while s >= 0:
         c = sf[s].lower()
         if not c.isalnum():
             s -= 1
             continue
-        while l >= 0 and (lf[l].lower() != c or (s == 0 and l > 0 and lf[l - 1].isalnum())):
-            l -= 1
-        if l < 0:
+        while j >= 0 and (lf[j].lower() != c or (s == 0 and j > 0 and lf[j - 1].isalnum())):
+            j -= 1
+        if j < 0:
             return None
-        l -= 1
+        j -= 1
         s -= 1
-    return lf.rfind(" ", 0, l + 1) + 1
+    return lf.rfind(" ", 0, j + 1) + 1
 
 
 def find_abbreviations(text: str) -> list[Abbreviation]:

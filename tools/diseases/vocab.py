@@ -120,13 +120,7 @@ class Vocabulary:
     max_len: int
 
     def canonical(self, concept_id: str) -> str:
-        """A gold or alternative id mapped to the MEDIC primary id ("D001943" -> "MESH:D001943")."""
-        cid = concept_id.strip()
-        if not cid.startswith(("MESH:", "OMIM:")):
-            cid = cid if cid.startswith("OMIM") else f"MESH:{cid}"
-        if cid in self.concepts:
-            return cid
-        return self.alt_ids.get(cid, cid)
+        return canonical_id(concept_id, self.concepts, self.alt_ids)
 
     def lookup(self, text: str) -> str | None:
         """Concept id for a mention string: exact normalised key, then the word-order bag key."""
@@ -135,6 +129,14 @@ class Vocabulary:
         if key in self.exact:
             return self.exact[key]
         return self.bag.get(bag_key(words))
+
+
+def canonical_id(concept_id: str, concepts: dict, alt_ids: dict[str, str]) -> str:
+    """A gold or alternative id mapped to the MEDIC primary id ("D001943" -> "MESH:D001943")."""
+    cid = concept_id.strip()
+    if not cid.startswith(("MESH:", "OMIM:")):
+        cid = f"MESH:{cid}"
+    return cid if cid in concepts else alt_ids.get(cid, cid)
 
 
 def _source_files(data: Path) -> list[Path]:
@@ -194,7 +196,7 @@ def build(data: Path) -> Vocabulary:
         for m in doc.mentions:
             ids = [i for i in re.split(r"[|+]", m.concept) if i.strip() and i.strip() != "-1"]
             if len(ids) == 1:
-                cid = Vocabulary(concepts, alt_ids, {}, {}, set(), set(), set(), 0).canonical(ids[0])
+                cid = canonical_id(ids[0], concepts, alt_ids)
                 if cid in concepts:
                     add(m.text, cid, 10)
     exact = {k: c.most_common(1)[0][0] for k, c in candidates.items()}
@@ -216,8 +218,9 @@ def build(data: Path) -> Vocabulary:
 def _learn_stoplist(vocab: Vocabulary, docs: list) -> set[str]:
     """Keys the dictionary matches in the train texts but annotators rarely marked.
 
-    A key matched at least twice (three times for multi-word keys) and found to be a gold disease span under 30% of the
-    time ("cold", "strain", "AS", "lead") is ambiguous in running text, so it is stopped.
+    A key matched at least twice (three times for multi-word keys) and found to be a gold
+    disease span under 30% of the time ("strain", "injury", "HDL") is ambiguous in running
+    text, so it is stopped.
     """
     from tools.diseases.dictionary import match_text  # local: dictionary imports vocab
 
@@ -245,7 +248,8 @@ def _fingerprint(paths: list[Path]) -> str:
 
 
 def _cache_root() -> Path:
-    return Path(os.environ.get("ONCOGRAPH_CACHE", Path.home() / ".cache" / "oncograph")).expanduser()
+    default = Path.home() / ".cache" / "oncograph"
+    return Path(os.environ.get("ONCOGRAPH_CACHE", default)).expanduser()
 
 
 @lru_cache(maxsize=2)

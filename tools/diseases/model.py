@@ -1,0 +1,56 @@
+"""Model route: the LoRA-tuned MiniLM token classifier, loaded once per process."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from configs.settings import PROJECT_ROOT
+from tools.diseases.ner import predict_spans
+from tools.diseases.normalise import normalise
+from tools.diseases.spans import Span
+from tools.diseases.vocab import Vocabulary
+
+ADAPTER_DIR = PROJECT_ROOT / "adapters" / "ner-minilm"
+
+
+@lru_cache(maxsize=2)
+def load_ner(adapter_dir: str = str(ADAPTER_DIR), base_dir: str | None = None):
+    """(model, tokenizer): base encoder + LoRA adapter merged for inference."""
+    from peft import PeftModel
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from tools.diseases.ner import LABELS
+    from tools.weights import prepare
+
+    if not (Path(adapter_dir) / "adapter_config.json").exists():
+        raise FileNotFoundError(
+            f"NER adapter not found in {adapter_dir}; run `python -m finetune.train_ner`"
+        )
+    base = base_dir or str(prepare("minilm"))
+    model = AutoModelForTokenClassification.from_pretrained(
+        base, num_labels=len(LABELS), id2label=dict(enumerate(LABELS)),
+        label2id={lab: i for i, lab in enumerate(LABELS)},
+    )
+    model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+    model.eval()
+    return model, AutoTokenizer.from_pretrained(base)
+
+
+def model_spans(texts: list[str], vocab: Vocabulary, batch_size: int = 16) -> list[list[Span]]:
+    """Predicted disease spans per text, each normalised to a MEDIC concept (else dropped)."""
+    model, tokenizer = load_ner()
+    bf16 = torch.backends.mkldnn.is_available()
+    out = []
+    for text, spans in zip(
+        texts, predict_spans(model, tokenizer, texts, batch_size, autocast=bf16), strict=True
+    ):
+        found = []
+        for s, e in spans:
+            cid = normalise(vocab, text[s:e])
+            if cid:
+                found.append(Span(s, e, cid, "model"))
+        out.append(found)
+    return out

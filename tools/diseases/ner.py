@@ -1,0 +1,123 @@
+"""BIO token labels for the encoder: windows with offsets, labelling, decoding to char spans.
+
+Shared by the trainer (finetune/train_ner.py) and inference (tools/diseases/model.py), so
+training and prediction cut texts into identical windows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+LABELS = ("O", "B-Disease", "I-Disease")
+MAX_LENGTH = 512
+STRIDE = 64
+
+
+@dataclass
+class Window:
+    doc: int  # index of the text in the batch
+    input_ids: list[int]
+    offsets: list[tuple[int, int]]  # char span per token; (0, 0) for special tokens
+
+
+def windows(tokenizer, texts: list[str]) -> list[Window]:
+    """Overlapping windows of at most MAX_LENGTH tokens over each text."""
+    enc = tokenizer(
+        texts, truncation=True, max_length=MAX_LENGTH, stride=STRIDE,
+        return_overflowing_tokens=True, return_offsets_mapping=True,
+    )
+    return [
+        Window(doc, ids, [tuple(o) for o in offs])
+        for doc, ids, offs in zip(
+            enc["overflow_to_sample_mapping"], enc["input_ids"], enc["offset_mapping"], strict=True
+        )
+    ]
+
+
+def bio_labels(window: Window, spans: list[tuple[int, int]]) -> list[int]:
+    """0/1/2 (O/B/I) per token; -100 for special tokens (ignored by the loss)."""
+    labels = []
+    for s, e in window.offsets:
+        if s == e:
+            labels.append(-100)
+            continue
+        inside = next(((gs, ge) for gs, ge in spans if s < ge and gs < e), None)
+        if inside is None:
+            labels.append(0)
+        else:
+            labels.append(1 if s <= inside[0] else 2)
+    return labels
+
+
+def _word_bounds(text: str, start: int, end: int) -> tuple[int, int]:
+    while start > 0 and text[start - 1].isalnum() and text[start].isalnum():
+        start -= 1
+    while end < len(text) and text[end].isalnum() and text[end - 1].isalnum():
+        end += 1
+    return start, end
+
+
+def decode(text: str, offsets: list[tuple[int, int]], labels: list[int]) -> list[tuple[int, int]]:
+    """Char spans from token labels; "I" after "O" opens a span; spans snap to whole words."""
+    spans: list[list[int]] = []
+    prev = 0
+    for (s, e), lab in zip(offsets, labels, strict=True):
+        if s == e:
+            continue
+        if lab == 1 or (lab == 2 and prev == 0):
+            spans.append([s, e])
+        elif lab == 2:
+            spans[-1][1] = e
+        prev = lab
+    out = []
+    for s, e in spans:
+        s, e = _word_bounds(text, s, e)
+        if out and s < out[-1][1]:
+            out[-1] = (out[-1][0], max(e, out[-1][1]))
+        else:
+            out.append((s, e))
+    return out
+
+
+def collate(items: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    width = max(len(ids) for ids, _ in items)
+    ids = torch.full((len(items), width), pad_id)
+    labels = torch.full((len(items), width), -100)
+    mask = torch.zeros((len(items), width), dtype=torch.long)
+    for i, (x, y) in enumerate(items):
+        ids[i, : len(x)] = torch.tensor(x)
+        labels[i, : len(y)] = torch.tensor(y)
+        mask[i, : len(x)] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def predict_spans(model, tokenizer, texts: list[str], batch_size: int = 32,
+                  autocast: bool = False) -> list[list[tuple[int, int]]]:
+    """Char spans per text; a token in two windows takes the label from its more central one."""
+    wins = windows(tokenizer, texts)
+    # per text: token offset -> (distance to the window edge, label)
+    best: list[dict[tuple[int, int], tuple[int, int]]] = [{} for _ in texts]
+    model.eval()
+    with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=autocast):
+        for i in range(0, len(wins), batch_size):
+            chunk = wins[i : i + batch_size]
+            batch = collate([(w.input_ids, []) for w in chunk], tokenizer.pad_token_id)
+            logits = model(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+            ).logits
+            preds = logits.argmax(-1).tolist()
+            for w, p in zip(chunk, preds, strict=False):
+                n = len(w.input_ids)
+                for t, off in enumerate(w.offsets):
+                    if off[0] == off[1]:
+                        continue
+                    edge = min(t, n - 1 - t)
+                    if off not in best[w.doc] or best[w.doc][off][0] < edge:
+                        best[w.doc][off] = (edge, p[t])
+    out = []
+    for text, toks in zip(texts, best, strict=True):
+        offs = sorted(toks)
+        out.append(decode(text, offs, [toks[o][1] for o in offs]))
+    return out

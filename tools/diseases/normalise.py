@@ -1,0 +1,40 @@
+"""Concept normalisation for free-text mentions (model and LLM routes).
+
+Order: the dictionary's exact normalised key, then its word-order key, then the
+nearest vocabulary term by TF-IDF cosine over character 3-4-grams (catches spelling
+and morphology variants the key normaliser misses: "hepatotoxic" -> "hepatotoxicity").
+"""
+
+from __future__ import annotations
+
+from tools.diseases.vocab import Vocabulary, key_of
+
+MIN_SIMILARITY = 0.35
+_INDEXES: dict[int, tuple] = {}
+
+
+def _char_index(vocab: Vocabulary) -> tuple:
+    """TF-IDF over every vocabulary key, built on first use and kept per vocabulary."""
+    if id(vocab) in _INDEXES:
+        return _INDEXES[id(vocab)]
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    keys = list(vocab.exact)
+    vectoriser = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 4), sublinear_tf=True)
+    matrix = vectoriser.fit_transform(keys)
+    _INDEXES[id(vocab)] = (vectoriser, matrix, [vocab.exact[k] for k in keys])
+    return _INDEXES[id(vocab)]
+
+
+def normalise(vocab: Vocabulary, mention: str) -> str | None:
+    """MEDIC concept id for a mention string, or None when nothing is similar enough."""
+    found = vocab.lookup(mention)
+    if found:
+        return found
+    key = key_of(mention)
+    if not key:
+        return None
+    vectoriser, matrix, ids = _char_index(vocab)
+    sims = (matrix @ vectoriser.transform([key]).T).toarray().ravel()
+    best = int(sims.argmax())
+    return ids[best] if sims[best] >= MIN_SIMILARITY else None
