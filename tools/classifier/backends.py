@@ -58,8 +58,10 @@ class EncoderTrainable:
             [ex.text for ex in examples], return_tensors="pt", padding=True,
             truncation=True, max_length=self.max_length,
         )
-        # head index 0 = Cancer, 1 = Non-Cancer, like the label-word columns
-        return self.model(**batch).logits.float()
+        # head index 0 = Cancer, 1 = Non-Cancer, like the label-word columns; bf16 autocast
+        # as at inference (tools/classifier/encoder.py): about 2x faster on this CPU
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return self.model(**batch).logits.float()
 
 
 def build_trainable(cfg: ModelConfig, base: str | None = None):

@@ -4,6 +4,7 @@ Fine-tuned: the encoder with its LoRA adapter and trained head (column 0 = Cance
 for inference. Zero-shot baseline: cosine similarity of the mean-pooled abstract embedding
 to mean-pooled label descriptions, turned into P(Cancer) by a softmax at a fixed temperature
 chosen a priori (sentence-transformers' usual scale 20, T = 0.05), never tuned on data.
+Both run under bf16 autocast on the CPU (as in training): about twice the fp32 speed here.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ class EncoderClassifier:
             idx = order[start : start + batch_size]
             batch = self.tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True,
                                    truncation=True, max_length=self.cfg.max_length)
-            logits = self.model(**batch).logits.float()
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                logits = self.model(**batch).logits.float()
             probs[idx] = torch.softmax(logits, dim=-1)[:, 0].numpy()
         return probs
 
@@ -84,7 +86,8 @@ class SimilarityClassifier:
     def embed(self, texts: list[str]) -> torch.Tensor:
         batch = self.tokenizer(texts, return_tensors="pt", padding=True, truncation=True,
                                max_length=self.cfg.max_length)
-        hidden = self.model(**batch).last_hidden_state.float()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            hidden = self.model(**batch).last_hidden_state.float()
         mask = batch["attention_mask"].unsqueeze(-1).float()
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         return torch.nn.functional.normalize(pooled, dim=-1)
