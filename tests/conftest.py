@@ -6,12 +6,17 @@ so prompts, label words and truncation run exactly as in production, in seconds.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
 from configs.settings import PROJECT_ROOT, Settings
+
+# tiny models gain nothing from threads, and oversubscribed OpenMP threads stall whatever
+# else runs on the machine (a training job, other test workers)
+torch.set_num_threads(int(os.environ.get("ONCOGRAPH_TEST_THREADS", "1")))
 
 
 @pytest.fixture(scope="session")
