@@ -1,0 +1,133 @@
+"""Disease extraction: vocabulary, dictionary route, abbreviations, offsets, merging, LLM route."""
+
+from __future__ import annotations
+
+import pytest
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+from tools.diseases import disease_names, extract_batch, extract_diseases
+from tools.diseases.abbrev import find_abbreviations
+from tools.diseases.llm import ground
+from tools.diseases.ner import decode
+from tools.diseases.spans import Span, merge
+from tools.diseases.vocab import is_cancer_tree, key_of, load_vocabulary, readable_name
+from tools.preprocess import preprocess
+
+LUNG = "MESH:D008175"
+
+
+@pytest.fixture(scope="module")
+def vocab(data_dir):
+    return load_vocabulary(str(data_dir))
+
+
+def dict_only(title: str, abstract: str):
+    return extract_diseases(preprocess(title, abstract), routes=("dictionary",))
+
+
+def test_key_normalisation_handles_case_plural_hyphen_possessive():
+    assert key_of("Alzheimer's Diseases") == key_of("alzheimer disease")
+    assert key_of("non-small-cell  lung tumours") == key_of("Non small cell lung tumor")
+
+
+def test_cancer_flag_and_readable_name(vocab):
+    assert is_cancer_tree(["C04.588.894.797.520", "C08.381.540"])
+    assert not is_cancer_tree(["C04.182.089"])  # Cysts are not cancer
+    assert not is_cancer_tree(["C14.280"])
+    assert vocab.concepts[LUNG].readable == "Lung Cancer" and vocab.concepts[LUNG].is_cancer
+    assert readable_name("Carcinoma, Non-Small-Cell Lung", ["Non-Small-Cell Lung Carcinoma"]) == (
+        "Non-Small-Cell Lung Carcinoma"
+    )
+
+
+def test_concept_with_several_synonyms(vocab):
+    mentions = dict_only("Lung neoplasms", "Pulmonary cancer, i.e. cancer of the lung, kills.")
+    assert [m.concept_id for m in mentions] == [LUNG, LUNG, LUNG]
+    assert disease_names(mentions) == ["Lung Cancer"]
+
+
+def test_abbreviation_is_resolved_within_the_abstract(vocab):
+    pairs = find_abbreviations("We treated non-small cell lung cancer (NSCLC) early.")
+    assert [(p.short, p.long_start) for p in pairs] == [("NSCLC", 11)]
+    abstract = ("Hereditary nonpolyposis colorectal cancer (HNPCC) is common. "
+                "Carriers of HNPCC variants were followed.")
+    mentions = dict_only("", abstract)
+    hnpcc = [m for m in mentions if m.text == "HNPCC"]
+    assert len(hnpcc) == 2
+    assert {m.concept_id for m in hnpcc} == {mentions[0].concept_id}
+    assert mentions[0].text == "Hereditary nonpolyposis colorectal cancer"
+
+
+def test_short_form_defined_as_non_disease_is_not_a_mention(vocab):
+    assert [m.text for m in dict_only("", "Patients with CHF.")] == ["CHF"]  # heart failure
+    defined = dict_only("", "Chick heart fibroblasts (CHF) were grown. CHF divided.")
+    assert defined == []
+    mr = dict_only("", "Mitral regurgitation (MR) was severe in MR patients.")
+    assert [(m.text, m.source) for m in mr] == [
+        ("Mitral regurgitation", "dictionary"), ("MR", "dictionary+abbreviation"),
+        ("MR", "dictionary+abbreviation"),
+    ]
+
+
+def test_nested_names_take_the_longest_match(vocab):
+    mentions = dict_only("", "Women with hereditary breast and ovarian cancer syndrome.")
+    assert [m.text for m in mentions] == ["hereditary breast and ovarian cancer syndrome"]
+
+
+def test_overlapping_routes_merge_by_priority_then_length():
+    spans = [
+        Span(0, 13, "MESH:D001943", "dictionary"),
+        Span(0, 20, "MESH:D001943", "dictionary"),
+        Span(5, 13, "MESH:D001943", "model"),
+        Span(30, 40, LUNG, "llm"),
+    ]
+    assert merge(spans) == [Span(5, 13, "MESH:D001943", "model"), Span(30, 40, LUNG, "llm")]
+    assert merge(spans[:2]) == [spans[1]]
+
+
+def test_offsets_index_the_original_text_through_html_unicode_and_spacing(vocab):
+    title = "Naïve β-cells and <i>breast\u00a0cancer</i>"
+    abstract = "Caf\u00e9 <b>study</b>:\n\n  patients   with lung \t cancer &amp; more."
+    mentions = dict_only(title, abstract)
+    assert [(m.field, m.text) for m in mentions] == [
+        ("title", "breast\u00a0cancer"), ("abstract", "lung \t cancer")
+    ]
+    for m in mentions:
+        original = title if m.field == "title" else abstract
+        assert original[m.start : m.end] == m.text
+
+
+def test_empty_and_title_only_inputs(vocab):
+    assert dict_only("", "") == []
+    [m] = dict_only("Lung cancer screening", "")
+    assert (m.field, m.start, m.end) == ("title", 0, 11)
+    assert extract_batch([], routes=("dictionary",)) == []
+
+
+def test_unknown_route_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown disease routes"):
+        extract_diseases(preprocess("t", "a"), routes=("regex",))
+
+
+def test_decode_snaps_to_words_and_opens_on_stray_inside():
+    text = "a hepatotoxicity b"
+    assert decode(text, [(2, 7), (7, 16)], [1, 2]) == [(2, 16)]
+    assert decode(text, [(0, 1), (2, 7), (17, 18)], [0, 2, 0]) == [(2, 16)]
+
+
+def test_llm_route_keeps_only_grounded_vocabulary_concepts(vocab):
+    answer = ('{"diseases": ["lung cancer", "Huntington disease", "the patients", '
+              '"diabetes mellitus"]}')
+    chat = FakeListChatModel(responses=[answer])
+    doc = preprocess("Lung cancer in smokers", "Some patients also had diabetes mellitus.")
+    mentions = extract_diseases(doc, routes=("llm",), chat_model=chat)
+    assert [(m.field, m.text, m.source) for m in mentions] == [
+        ("title", "Lung cancer", "llm"), ("abstract", "diabetes mellitus", "llm")
+    ]
+    assert all("Huntington" not in m.name for m in mentions)  # invented: not in the text
+
+
+def test_llm_route_survives_malformed_output(vocab):
+    chat = FakeListChatModel(responses=["I think it is cancer."])
+    assert extract_diseases(preprocess("Lung cancer", ""), routes=("llm",), chat_model=chat) == []
+    assert ground("no disease here", ["fever of unknown origin"], vocab) == []
