@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from tools.diseases.spans import Span
-from tools.diseases.vocab import FUNCTION_WORDS, Vocabulary, bag_key, tokens
+from tools.diseases.vocab import FUNCTION_WORDS, Vocabulary, bag_key, key_of, tokens
 
 # what may separate two tokens inside one name: spacing, a hyphen, a possessive
 _GAP = re.compile(r"(?:['’]s?)?[ \-]{0,2}")
@@ -34,7 +34,7 @@ def match_text(vocab: Vocabulary, text: str) -> list[tuple[str, int, int, str]]:
             if j + 1 < n and not joinable[j]:
                 break
             j += 1
-        if best is None and toks[i][0] not in FUNCTION_WORDS:
+        if toks[i][0] not in FUNCTION_WORDS:  # a longer word-order variant beats a prefix
             words = [toks[i][0]]
             for j in range(i + 1, min(n, i + _MAX_BAG)):
                 if not joinable[j - 1]:
@@ -43,14 +43,35 @@ def match_text(vocab: Vocabulary, text: str) -> list[tuple[str, int, int, str]]:
                 if words[-1] in FUNCTION_WORDS:
                     continue
                 b = bag_key(words)
-                if b in vocab.bag:
+                if b in vocab.bag and (best is None or j > best[1]):
                     best = (b, j, vocab.bag[b])
         if best is not None and _allowed(vocab, best[0], text, toks[i][1], toks[best[1]][2]):
-            out.append((best[0], toks[i][1], toks[best[1]][2], best[2]))
+            start = _coordinated_start(vocab, text, toks[i][1], best[0])
+            if out and start < out[-1][2]:
+                start = toks[i][1]
+            out.append((best[0], start, toks[best[1]][2], best[2]))
             i = best[1] + 1
         else:
             i += 1
     return out
+
+
+_COORDINATION = re.compile(r"([A-Za-z][A-Za-z-]*)(?:\s*,?\s*(?:and/or|and|or)\s+|\s*/\s*)$")
+
+
+def _coordinated_start(vocab: Vocabulary, text: str, start: int, key: str) -> int:
+    """Start of a coordinated mention: "breast and ovarian cancer" is one (composite) span.
+
+    When the match is preceded by "W and|or|and/or|/" and "W" + the match minus its
+    first word is itself a vocabulary name ("breast cancer"), the span starts at W.
+    """
+    m = _COORDINATION.search(text, max(0, start - 40), start)
+    if m is None or m.end() != start:
+        return start
+    rest = key.split()[1:]
+    if rest and " ".join([key_of(m.group(1)), *rest]) in vocab.exact:
+        return m.start(1)
+    return start
 
 
 def _allowed(vocab: Vocabulary, key: str, text: str, start: int, end: int) -> bool:

@@ -175,10 +175,10 @@ def build(data: Path) -> Vocabulary:
     from tools.diseases.corpus import read_pubtator  # local: corpus imports vocab
 
     concepts, alt_ids = _parse_medic(data / VOCAB_FILE)
-    candidates: dict[str, Counter[str]] = defaultdict(Counter)
+    candidates: dict[str, Counter[str]] = defaultdict(Counter)  # key -> concept -> evidence
     upper_only: dict[str, bool] = {}
 
-    def add(term: str, cid: str, weight: int) -> None:
+    def add(term: str, cid: str, weight: float) -> None:
         key = key_of(term)
         if not key or (len(key) <= 2 and " " not in key):
             return
@@ -189,14 +189,21 @@ def build(data: Path) -> Vocabulary:
         add(c.name, cid, 3)  # the preferred name outranks a shared synonym
         for s in c.synonyms:
             add(s, cid, 1)
+        # MeSH files organ cancers under "<organ> Neoplasms"; writers say tumor, cancer or
+        # carcinoma ("pancreatic tumors", "prostate carcinoma"): weakest evidence (0.5).
+        for term in (c.name, *c.synonyms):
+            words = key_of(term).split()
+            if len(words) >= 2 and words[-1] == "neoplasm":
+                for head in ("tumor", "cancer", "carcinoma"):
+                    candidates[" ".join([*words[:-1], head])][cid] += 0.5
     # Training annotations: corpus spellings ("G6PD deficiency") and the concept annotators
     # chose for ambiguous strings outrank vocabulary ties.
     docs = [d for f in _CORPUS_TRAIN if (data / f).exists() for d in read_pubtator(data / f)]
     for doc in docs:
         for m in doc.mentions:
             ids = [i for i in re.split(r"[|+]", m.concept) if i.strip() and i.strip() != "-1"]
-            if len(ids) == 1:
-                cid = canonical_id(ids[0], concepts, alt_ids)
+            if ids:  # composite ("hemorrhagic cystitis": D006470|D003556): the head, last
+                cid = canonical_id(ids[-1], concepts, alt_ids)
                 if cid in concepts:
                     add(m.text, cid, 10)
     exact = {k: c.most_common(1)[0][0] for k, c in candidates.items()}
@@ -240,7 +247,10 @@ def _learn_stoplist(vocab: Vocabulary, docs: list) -> set[str]:
 
 
 def _fingerprint(paths: list[Path]) -> str:
+    """Sources' sizes and mtimes plus the code that compiles them (matcher included)."""
     h = hashlib.sha256(_INDEX_VERSION.encode())
+    for module in ("vocab.py", "dictionary.py"):
+        h.update((Path(__file__).parent / module).read_bytes())
     for p in paths:
         st = p.stat() if p.exists() else None
         h.update(f"{p.name}:{st.st_size if st else 0}:{int(st.st_mtime) if st else 0}".encode())
