@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from graph.schema import DiseaseMention
+from graph.schema import DiseaseMention, ModelInfo
 from tools.diseases.dictionary import dictionary_spans
 from tools.diseases.spans import Span, merge, propagate_abbreviations
 from tools.diseases.vocab import Vocabulary, load_vocabulary
@@ -110,3 +110,25 @@ def disease_names(mentions: list[DiseaseMention]) -> list[str]:
     for m in ordered:
         seen.setdefault(m.concept_id, m.name)
     return list(seen.values())
+
+
+def model_info(routes: Sequence[str] = ("dictionary", "model")) -> list[ModelInfo]:
+    """The models behind a route set, for the record (adapter version = weights sha256[:12])."""
+    import hashlib
+
+    from tools.diseases.model import ADAPTER_DIR
+
+    out = []
+    routes = _check_routes(routes)
+    if "dictionary" in routes:
+        out.append(ModelInfo(name="CTD MEDIC 2017-06 dictionary", kind="disease-dictionary"))
+    if "model" in routes:
+        weights = ADAPTER_DIR / "adapter_model.safetensors"
+        version = None
+        if weights.exists():
+            version = hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
+        out.append(ModelInfo(name="all-MiniLM-L6-v2 + ner-minilm", kind="disease-ner",
+                             adapter_version=version))
+    if "llm" in routes:
+        out.append(ModelInfo(name="qwen2.5-0.5b (grounded)", kind="disease-llm"))
+    return out
