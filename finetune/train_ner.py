@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import random
 import time
 from pathlib import Path
@@ -64,6 +63,19 @@ def encode(tokenizer, docs: list[GoldDoc]) -> list[tuple[list[int], list[int]]]:
         spans = [(m.start, m.end) for m in docs[w.doc].mentions]
         out.append((w.input_ids, bio_labels(w, spans)))
     return out
+
+
+def length_batches(items: list, batch_size: int, seed: int) -> list[list[int]]:
+    """Shuffled batches of similar-length windows (less padding), deterministic per seed."""
+    rng = random.Random(seed)
+    order = rng.sample(range(len(items)), len(items))
+    pool = batch_size * 32
+    batches = []
+    for p in range(0, len(order), pool):
+        chunk = sorted(order[p : p + pool], key=lambda i: len(items[i][0]))
+        batches += [chunk[b : b + batch_size] for b in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
 
 
 def span_f1(docs: list[GoldDoc], preds: list[list[tuple[int, int]]]) -> float:
@@ -137,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     bf16 = not args.no_bf16 and torch.backends.mkldnn.is_available()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr,
                             weight_decay=0.01)
-    steps_per_epoch = math.ceil(len(train) / args.batch_size)
+    steps_per_epoch = len(length_batches(train, args.batch_size, args.seed))
     total = steps_per_epoch * args.epochs
     sched = get_linear_schedule_with_warmup(opt, int(0.06 * total), total)
     state = {"step": 0, "epoch": 0, "best": -1.0, "best_dev": {}, "history": []}
@@ -153,11 +165,10 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.time() - state.get("seconds", 0.0)
     out_of_time = False
     while state["epoch"] < args.epochs and not out_of_time:
-        order = random.Random(args.seed + state["epoch"]).sample(range(len(train)), len(train))
+        batches = length_batches(train, args.batch_size, args.seed + state["epoch"])
         model.train()
         for b in range(state["step"] % steps_per_epoch, steps_per_epoch):
-            picked = order[b * args.batch_size : (b + 1) * args.batch_size]
-            batch = collate([train[i] for i in picked], tokenizer.pad_token_id)
+            batch = collate([train[i] for i in batches[b]], tokenizer.pad_token_id)
             with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
                 loss = model(**batch).loss
             loss.backward()
