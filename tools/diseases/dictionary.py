@@ -77,9 +77,10 @@ def _coordinated_start(vocab: Vocabulary, text: str, start: int, key: str) -> in
 def _allowed(vocab: Vocabulary, key: str, text: str, start: int, end: int) -> bool:
     if key in vocab.stopped:
         return False
-    if key in vocab.case_sensitive:
+    if key in vocab.case_sensitive:  # short forms: upper-case, not glued to a "5-HT"/"AT-1"
         surface = text[start:end]
-        return surface.upper() == surface and any(c.isalpha() for c in surface)
+        glued = text[start - 1 : start] == "-" or text[end : end + 1] == "-"
+        return surface.upper() == surface and any(c.isalpha() for c in surface) and not glued
     return True
 
 

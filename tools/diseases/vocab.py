@@ -180,8 +180,8 @@ def build(data: Path) -> Vocabulary:
 
     def add(term: str, cid: str, weight: float) -> None:
         key = key_of(term)
-        if not key or (len(key) <= 2 and " " not in key):
-            return
+        if not key or (len(key) <= 2 and (weight < 10 or not _short_upper(term))):
+            return  # two-letter keys only as upper-case short forms annotated in train
         candidates[key][cid] += weight
         upper_only[key] = upper_only.get(key, True) and _short_upper(term)
 
@@ -227,7 +227,7 @@ def _learn_stoplist(vocab: Vocabulary, docs: list) -> set[str]:
 
     A key matched at least twice (three times for multi-word keys) and found to be a gold
     disease span under 30% of the time ("strain", "injury", "HDL") is ambiguous in running
-    text, so it is stopped.
+    text, so it is stopped; a two-letter short form needs 50%.
     """
     from tools.diseases.dictionary import match_text  # local: dictionary imports vocab
 
@@ -242,7 +242,8 @@ def _learn_stoplist(vocab: Vocabulary, docs: list) -> set[str]:
                 good[key] += 1
     return {
         k for k, n in hits.items()
-        if n >= (2 if " " not in k else 3) and good[k] / n < 0.3
+        if (n >= (2 if " " not in k else 3) and good[k] / n < 0.3)
+        or (len(k) <= 2 and good[k] / n < 0.5)  # two-letter short forms: a stricter bar
     }
 
 
