@@ -131,3 +131,10 @@ def test_llm_route_survives_malformed_output(vocab):
     chat = FakeListChatModel(responses=["I think it is cancer."])
     assert extract_diseases(preprocess("Lung cancer", ""), routes=("llm",), chat_model=chat) == []
     assert ground("no disease here", ["fever of unknown origin"], vocab) == []
+
+
+def test_default_chat_model_runs_offline_on_a_local_folder(tiny_qwen_dir, vocab):
+    from tools.diseases.llm import default_chat_model, llm_spans
+
+    chat = default_chat_model(str(tiny_qwen_dir), max_new_tokens=8)
+    assert llm_spans("Lung cancer in smokers.", vocab, chat) == []  # random weights: no JSON

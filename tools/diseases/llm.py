@@ -43,17 +43,22 @@ _PROMPT = ChatPromptTemplate.from_messages([
 
 
 @lru_cache(maxsize=2)
-def default_chat_model(name: str = "qwen2.5-0.5b") -> BaseChatModel:
-    """ChatHuggingFace over a local transformers text-generation pipeline (greedy)."""
+def default_chat_model(model_dir: str | None = None, max_new_tokens: int = 256) -> BaseChatModel:
+    """ChatHuggingFace over a local transformers text-generation pipeline (greedy).
+
+    `model_dir` defaults to the offline qwen2.5-0.5b folder; the tokenizer is passed in so
+    nothing is looked up on the hub.
+    """
     from langchain_huggingface import ChatHuggingFace, HuggingFacePipeline
     from transformers import pipeline
 
     from tools.weights import prepare
 
-    path = str(prepare(name))
-    generator = pipeline("text-generation", model=path, tokenizer=path, max_new_tokens=256,
-                         do_sample=False, return_full_text=False)
-    return ChatHuggingFace(llm=HuggingFacePipeline(pipeline=generator))
+    path = model_dir or str(prepare("qwen2.5-0.5b"))
+    generator = pipeline("text-generation", model=path, tokenizer=path,
+                         max_new_tokens=max_new_tokens, do_sample=False, return_full_text=False)
+    llm = HuggingFacePipeline(pipeline=generator, model_id=path)
+    return ChatHuggingFace(llm=llm, tokenizer=generator.tokenizer, model_id=path)
 
 
 def ask(text: str, chat: BaseChatModel) -> list[str]:
