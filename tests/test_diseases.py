@@ -104,9 +104,11 @@ def test_empty_and_title_only_inputs(vocab):
     assert extract_batch([], routes=("dictionary",)) == []
 
 
-def test_unknown_route_is_a_clear_error():
+def test_bad_input_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown disease routes"):
         extract_diseases(preprocess("t", "a"), routes=("regex",))
+    with pytest.raises(TypeError, match="expected Preprocessed"):
+        extract_diseases("Lung cancer")  # type: ignore[arg-type]
 
 
 def test_decode_snaps_to_words_and_opens_on_stray_inside():

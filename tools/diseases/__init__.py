@@ -72,6 +72,9 @@ def extract_batch(
     `chat_model` serves the "llm" route (default: local Qwen2.5-0.5B, loaded lazily).
     """
     routes = _check_routes(routes)
+    bad = [type(d).__name__ for d in docs if not isinstance(d, Preprocessed)]
+    if bad:
+        raise TypeError(f"expected Preprocessed documents (use tools.preprocess), got {bad[0]}")
     vocab = load_vocabulary()
     texts = [joined_text(d) for d in docs]
     candidates: list[list[Span]] = [[] for _ in docs]
