@@ -44,5 +44,8 @@ def classify_node(state: OncoState, config: RunnableConfig) -> dict:
     [scores] = classify_abstracts.invoke(
         {"texts": [model_text(doc, view)], "model": model, "prompt": prompt}
     )
-    attempt = Attempt(model=model, view=view, prompt=prompt, p_cancer=scores["Cancer"])
+    attempt = Attempt(
+        model=model, view=view, prompt=prompt, p_cancer=scores["Cancer"],
+        reason=state.get("requery_reason") or "first call",
+    )
     return {"attempts": [attempt.model_dump()], "requery_reason": None}

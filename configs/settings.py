@@ -164,8 +164,9 @@ def _validate(cls: type[BaseModel], data: dict[str, Any], source: str) -> Any:
 
 
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
-    """Defaults, then an optional user file, then ONCOGRAPH_MODEL, then keyword overrides."""
+    """Defaults, then a user file (argument or ONCOGRAPH_CONFIG), then ONCOGRAPH_MODEL, then overrides."""
     data = _read_yaml(CONFIG_DIR / "default.yaml")
+    path = path or os.environ.get("ONCOGRAPH_CONFIG") or None
     if path is not None:
         data = _merge(data, _read_yaml(Path(path)))
     if model := os.environ.get("ONCOGRAPH_MODEL"):

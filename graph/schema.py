@@ -55,6 +55,7 @@ class Attempt(BaseModel):
     view: str
     prompt: str
     p_cancer: float
+    reason: str = "first call"  # why the verifier asked (for a re-query)
 
 
 class VerifierReport(BaseModel):
