@@ -74,6 +74,16 @@ HUMAN_PROMPT = (
 )
 
 
+def format_instructions(n: int) -> str:
+    """A short example beats a JSON schema for a small local model; pydantic still validates."""
+    example = ", ".join(f'{{"index": {i}, "function": "background"}}' for i in range(1, n + 1))
+    return (
+        f'Answer with one JSON object, one entry per citation 1 to {n}, for example:\n'
+        f'{{"citations": [{example}], "summary": "The abstract cites ..."}}\n'
+        f"function must be one of: {', '.join(FUNCTIONS)}."
+    )
+
+
 def build_prompt() -> ChatPromptTemplate:
     return ChatPromptTemplate.from_messages([("system", SYSTEM_PROMPT), ("human", HUMAN_PROMPT)])
 
@@ -155,7 +165,7 @@ def llm_answer(doc: Preprocessed, llm: BaseChatModel) -> LLMCitationAnswer:
             "marker": CITATION_MARKER,
             "abstract": doc.abstract.text,  # the cleaned text: no IDs, no metadata
             "citations": _citation_lines(doc.citations),
-            "format_instructions": parser.get_format_instructions(),
+            "format_instructions": format_instructions(len(doc.citations)),
         }
     )
     indices = sorted(item.index for item in answer.citations)

@@ -169,7 +169,7 @@ def llm_summary(
             "label": label or "unknown",
             "diseases": ", ".join(_disease_names(diseases)) or "none found",
             "abstract": doc.abstract.text,
-            "format_instructions": parser.get_format_instructions(),
+            "format_instructions": 'Answer with one JSON object: {"summary": "..."}',
         }
     )
     summary = " ".join(answer.summary.split())
