@@ -1,9 +1,10 @@
 """LoRA fine-tuning of all-MiniLM-L6-v2 for disease NER (BIO token classification).
 
-    python -m finetune.train_ner [--resume] [--max-minutes 15] [--limit N]
+    python -m finetune.train_ner [--resume] [--max-minutes 13] [--limit N]
 
-Trains on NCBI Disease train + BC5CDR train (disease mentions), scores exact-span F1 on
-NCBI dev + BC5CDR dev (after every epoch with --eval-every-epoch, keeping the best), and writes the LoRA adapter plus the fresh
+Trains on NCBI Disease train + BC5CDR train (disease mentions) within a CPU time budget,
+scores exact-span F1 on NCBI dev + BC5CDR dev (at the end; after every epoch, keeping the
+best, with --eval-every-epoch) and writes the LoRA adapter plus the fresh
 token-classification head (`modules_to_save`) to adapters/ner-minilm/ with training.json
 and a model card. Checkpoints every `--checkpoint-every` steps under checkpoints/ner-minilm/;
 `--resume` continues from the last one. bf16 autocast on CPUs that support it.
