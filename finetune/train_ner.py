@@ -103,8 +103,8 @@ def _write_card(out: Path, info: dict) -> None:
   (`modules_to_save=["classifier"]`).
 - Data: NCBI Disease train ({info['train_docs']['ncbi']} docs) + BC5CDR train
   ({info['train_docs']['bc5cdr']} docs), disease mentions of every type.
-  Epoch chosen by span-exact F1 on NCBI dev + BC5CDR dev (model only, before
-  normalisation): {dev}. The test sets were never used.
+  Exact-span F1 on NCBI dev + BC5CDR dev (model alone, before normalisation): {dev}.
+  The dev sets chose the hyper-parameters; the test sets were never used.
 - Training: {info['epochs_done']} epochs, {info['steps']} steps, batch {info['batch_size']},
   lr {info['lr']}, AdamW, linear warm-up/decay, bf16 autocast={info['bf16']},
   {info['minutes']:.1f} min on {info['threads']} CPU threads.
