@@ -223,6 +223,10 @@ class Worker:
 
     def run(self) -> int:
         """Until SIGTERM/SIGINT (after the current batch) or `exit_when_idle_s` with no work."""
+        # registered up front so `status` (and the benchmark) see a worker that is ready
+        self.client.xgroup_createconsumer(
+            self.keys.abstracts, self.keys.group, self.config.consumer
+        )
         idle_since = time.monotonic()
         while not self.stopping:
             try:
