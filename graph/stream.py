@@ -275,19 +275,23 @@ def group_state(client: redis.Redis, keys: Keys) -> dict[str, int]:
 
 
 def collect(client: redis.Redis, keys: Keys, output: Path) -> dict[str, int]:
-    """Results keyed by abstract_id (the latest wins if an abstract was produced twice)."""
-    by_id: dict[str, str] = {}
+    """One record per abstract_id: the latest, except that an error never replaces a result
+    (an abstract queued twice, once rejected as a duplicate, keeps its real record)."""
+    by_id: dict[str, tuple[bool, str]] = {}
     entries = 0
     for fields in iter_results(client, keys):
         entries += 1
-        by_id[fields["abstract_id"]] = fields["record"]
+        failed = json.loads(fields["record"])["status"].startswith("error")
+        previous = by_id.get(fields["abstract_id"])
+        if previous is None or not failed or previous[0]:
+            by_id[fields["abstract_id"]] = (failed, fields["record"])
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_suffix(output.suffix + ".tmp")
     with tmp.open("w", encoding="utf-8") as fh:
-        for record in by_id.values():
+        for _, record in by_id.values():
             fh.write(record + "\n")
     tmp.replace(output)
-    errors = sum(1 for r in by_id.values() if json.loads(r)["status"].startswith("error"))
+    errors = sum(1 for failed, _ in by_id.values() if failed)
     return {"results": len(by_id), "result_entries": entries, "errors": errors,
             "dead_lettered": client.xlen(keys.dead)}
 

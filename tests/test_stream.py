@@ -63,14 +63,15 @@ def pipeline(light_config):
     return pipe
 
 
-def write_csv(path: Path, n: int, empty_row: bool = False) -> Path:
+def write_csv(path: Path, n: int, bad_rows: bool = False) -> Path:
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["pmid", "title", "abstract"])
         for i in range(n):
             writer.writerow([f"p{i}", f"Study {i} of breast cancer", f"Tamoxifen trial {i}."])
-        if empty_row:
+        if bad_rows:
             writer.writerow(["empty", "", ""])
+            writer.writerow(["p0", "A duplicate id", "Rejected by the reader."])
     return path
 
 
@@ -90,10 +91,11 @@ def test_produce_work_collect(redis_url, light_config, pipeline, tmp_path, capsy
     by_id = {r["abstract_id"]: r for r in records}
     assert by_id["p0"]["status"] == "ok" and by_id["p0"]["model"]["name"] == "tiny-qwen"
     assert by_id["empty"]["status"].startswith("error: empty row")
+    assert by_id["p0"]["status"] == "ok"  # its duplicate's error record does not replace it
     capsys.readouterr()
     assert main([*base, "status"]) == 0
     status = json.loads(capsys.readouterr().out)
-    assert status == {"produced": 6, "lag": 0, "pending": 0, "consumers": 1, "results": 6,
+    assert status == {"produced": 7, "lag": 0, "pending": 0, "consumers": 1, "results": 7,
                       "dead_lettered": 0}
 
 
