@@ -152,8 +152,9 @@ class Worker:
         return [entry for _, entries in reply or [] for entry in entries]
 
     def _deliveries(self, ids: list[str]) -> dict[str, int]:
+        order = sorted(ids, key=lambda i: tuple(int(x) for x in i.split("-")))
         rows = self.client.xpending_range(
-            self.keys.abstracts, self.keys.group, min=min(ids), max=max(ids),
+            self.keys.abstracts, self.keys.group, min=order[0], max=order[-1],
             count=10 * len(ids) + 100, consumername=self.config.consumer,
         )
         return {r["message_id"]: r["times_delivered"] for r in rows}
