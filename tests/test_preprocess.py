@@ -314,6 +314,12 @@ def test_statistics_are_not_citations(text):
     assert doc.citations == []
 
 
+@pytest.mark.parametrize("text", ["\n[1]", "(\n(1).", "\u2009[2]", "([3]", ""])
+def test_numbers_after_only_whitespace_do_not_crash(text):
+    """Regression: a bracket preceded only by whitespace once raised IndexError."""
+    assert preprocess("t", text).status in ("ok", "no_abstract")
+
+
 def test_bracketed_statistics_in_the_corpus_are_not_citations(docs):
     numeric = {i for i, d in docs.items() for c in d.citations if c.kind == "numeric"}
     assert numeric == {"31351510", "36356599", "36859545", "37938781"}

@@ -65,7 +65,7 @@ def _check_field(doc: Preprocessed, name: str) -> None:
         assert j in kept or covered[j] or ch.isspace() or ch in "\u00a0\u2009\u200a", (j, ch)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(title=cells, abstract=cells)
 def test_preprocess_never_raises_and_accounts_for_every_character(title, abstract):
     doc = preprocess(title, abstract)

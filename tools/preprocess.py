@@ -265,10 +265,10 @@ def _strip_trailing(text: str, start: int, end: int) -> int:
 
 def _stats_context(text: str, start: int) -> bool:
     """Bracketed numbers after a number or a statistics word are data ([IQR], ranges), not refs."""
-    before = text[max(0, start - 40) : start].rstrip(" (")
+    before = re.sub(r"[\s(]+$", "", text[max(0, start - 40) : start])
     if not before or before[-1] in "%=<>±([" or before[-1].isdigit():
         return True
-    word = before.rsplit(None, 1)[-1].strip(",;:").lower()
+    word = before.split()[-1].strip(",;:").lower()
     return any(c.isdigit() for c in word) or word in _STATS_WORDS
 
 
