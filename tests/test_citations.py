@@ -96,6 +96,8 @@ def test_llm_answer_is_used_when_valid(doc):
         '{"citations": [{"index": 1, "function": "background"}], "summary": "x"}',  # too few
         _answer(["background"] * 5 + ["praise"]),  # a function outside the vocabulary
         _answer(["background"] * 6, summary="   "),  # empty summary
+        _answer(["background"] * 6, summary="<one sentence on what is cited>"),  # the example
+        _answer(["background"] * 6, summary="The abstract cites ..."),  # a stub
         json.dumps({"citations": [{"index": i, "function": "method"} for i in [1, 1, 2, 3, 4, 5]],
                     "summary": "x"}),  # duplicate index
     ],

@@ -74,12 +74,16 @@ HUMAN_PROMPT = (
 )
 
 
+SUMMARY_PLACEHOLDER = "<one sentence on what is cited>"
+MIN_SUMMARY_CHARS = 20
+
+
 def format_instructions(n: int) -> str:
     """A short example beats a JSON schema for a small local model; pydantic still validates."""
     example = ", ".join(f'{{"index": {i}, "function": "background"}}' for i in range(1, n + 1))
     return (
         f'Answer with one JSON object, one entry per citation 1 to {n}, for example:\n'
-        f'{{"citations": [{example}], "summary": "The abstract cites ..."}}\n'
+        f'{{"citations": [{example}], "summary": "{SUMMARY_PLACEHOLDER}"}}\n'
         f"function must be one of: {', '.join(FUNCTIONS)}."
     )
 
@@ -171,8 +175,9 @@ def llm_answer(doc: Preprocessed, llm: BaseChatModel) -> LLMCitationAnswer:
     indices = sorted(item.index for item in answer.citations)
     if indices != list(range(1, len(doc.citations) + 1)):
         raise ValueError(f"answer covers citations {indices}, expected 1..{len(doc.citations)}")
-    if not answer.summary.strip():
-        raise ValueError("empty summary")
+    summary = answer.summary.strip()
+    if len(summary) < MIN_SUMMARY_CHARS or "<" in summary or summary.endswith("..."):
+        raise ValueError(f"summary is empty or copies the example: {summary!r}")
     return answer
 
 
