@@ -73,6 +73,10 @@ class Trainer:
         self.best_val = math.inf
         self.bad_evals = 0
         self.history: list[dict] = []
+        # wall time and peak memory carry over a resume, so the model card shows the whole run
+        self.started = time.time()
+        self.elapsed_before = 0.0
+        self.peak_before = 0.0
 
     def n_trainable(self) -> int:
         return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
@@ -118,6 +122,8 @@ class Trainer:
                 "bad_evals": self.bad_evals,
                 "history": self.history,
                 "rng": torch.get_rng_state(),
+                "elapsed_s": self.elapsed_before + time.time() - self.started,
+                "peak_rss_gib": max(self.peak_before, peak_rss_gib()),
             },
             tmp / "trainer_state.pt",
         )
@@ -135,13 +141,15 @@ class Trainer:
         self.step, self.best_val = state["step"], state["best_val"]
         self.bad_evals, self.history = state["bad_evals"], state["history"]
         torch.set_rng_state(state["rng"])
+        last_eval = self.history[-1]["elapsed_s"] if self.history else 0.0
+        self.elapsed_before = state.get("elapsed_s", last_eval)
+        self.peak_before = state.get("peak_rss_gib", 0.0)
         log.info("resumed at step %d (best val loss %.4f)", self.step, self.best_val)
 
 
 def train(cfg: ModelConfig, resume: bool = False, base: str | None = None,
           out_dir: Path | None = None, train_ex: list[Example] | None = None,
           val_ex: list[Example] | None = None) -> dict:
-    t0 = time.time()
     _seed_all(cfg.train.seed)
     out_dir = out_dir or cfg.adapter_path()
     if out_dir is None:
@@ -181,7 +189,10 @@ def train(cfg: ModelConfig, resume: bool = False, base: str | None = None,
         bar.set_postfix(loss=f"{running:.4f}")
         if tr.step % cfg.train.eval_every == 0 or tr.step == total:
             metrics = tr.evaluate(val_ex, cfg.batch_size)
-            metrics.update(step=tr.step, train_loss=running, elapsed_s=time.time() - t0)
+            metrics.update(
+                step=tr.step, train_loss=running,
+                elapsed_s=tr.elapsed_before + time.time() - tr.started,
+            )
             tr.history.append(metrics)
             rounded = {k: round(v, 4) for k, v in metrics.items()}
             log.info("step %d: %s", tr.step, json.dumps(rounded))
@@ -194,6 +205,9 @@ def train(cfg: ModelConfig, resume: bool = False, base: str | None = None,
             if tr.bad_evals >= cfg.train.patience:
                 stopped = "early_stopping"
                 break
+            if (ckpt_dir / "STOP").exists():  # `touch checkpoints/<model>/STOP`: end at this eval
+                stopped = "stop requested"
+                break
     bar.close()
     summary = {
         "model": cfg.name,
@@ -205,17 +219,13 @@ def train(cfg: ModelConfig, resume: bool = False, base: str | None = None,
         "trainable_params": tr.n_trainable(),
         "best_val_loss": tr.best_val,
         "history": tr.history,
-        "wall_time_s": round(time.time() - t0, 1),
-        "peak_rss_gib": round(peak_rss_gib(), 2),
+        "wall_time_s": round(tr.elapsed_before + time.time() - tr.started, 1),
+        "peak_rss_gib": round(max(tr.peak_before, peak_rss_gib()), 2),
         "threads": torch.get_num_threads(),
         "lora": cfg.lora.model_dump(),
         "train": cfg.train.model_dump(),
         "max_length": cfg.max_length,
     }
-    if resume and (out_dir / "training.json").exists():
-        previous = json.loads((out_dir / "training.json").read_text())
-        summary["wall_time_s"] += previous.get("wall_time_s", 0)
-        summary["peak_rss_gib"] = max(summary["peak_rss_gib"], previous.get("peak_rss_gib", 0))
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
     from finetune.card import write_model_card
