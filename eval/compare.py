@@ -83,7 +83,8 @@ def predict(model: str, variant: str, split: str, out: Path, refresh: bool) -> d
             "model_info": clf.info.model_dump(), "n": len(ids), "load_s": round(t1 - t0, 2),
             "predict_s": round(seconds, 2),
             "abstracts_per_s": round(len(ids) / max(seconds, 1e-9), 2),
-            "threads": torch.get_num_threads(), "load_average_1m": round(os.getloadavg()[0], 2),
+            "threads": torch.get_num_threads(), "nice": os.nice(0),
+            "load_average_1m": round(os.getloadavg()[0], 2),
             "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         }
         meta_path.write_text(json.dumps(meta, indent=2) + "\n")
@@ -161,6 +162,10 @@ def run(models: list[str], split: str, out: Path, refresh: bool, n_boot: int) ->
     return report
 
 
+def _fmt(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def _ci(value: float, ci: list[float]) -> str:
     return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
 
@@ -207,6 +212,19 @@ def render_markdown(report: dict) -> str:
             lines.append(f"- **{name}** ({label}) {verdict}.")
         for variant, why in entry["skipped"].items():
             lines.append(f"- **{name}** {variant}: not evaluated ({why.splitlines()[0]}).")
+    lines += ["", "## Cost", "",
+              "| model | training wall time (min) | training peak RSS (GiB) | training steps | "
+              "best abstracts/s (batch, threads, load average) |", "|---|---|---|---|---|"]
+    for name, entry in report["models"].items():
+        tr, tp = entry.get("training") or {}, entry.get("throughput")
+        speed = "not measured"
+        if tp:
+            best = max(tp["results"], key=lambda r: r["abstracts_per_s"])
+            speed = (f"{best['abstracts_per_s']:.1f} ({best['batch_size']}, {tp['threads']}, "
+                     f"{tp['load_average_1m']})")
+        wall = f"{tr['wall_time_s'] / 60:.1f}" if "wall_time_s" in tr else "-"
+        lines.append(f"| {name} | {wall} | {tr.get('peak_rss_gib', '-')} | "
+                     f"{tr.get('steps', '-')} | {speed} |")
     for name, entry in report["models"].items():
         lines += ["", f"## {name} ({entry['kind']})", ""]
         for variant, r in entry["variants"].items():
@@ -228,6 +246,7 @@ def render_markdown(report: dict) -> str:
                 rm = run_meta
                 lines += [f"Prediction run: {rm['n']} abstracts in {rm['predict_s']} s "
                           f"({rm['abstracts_per_s']} abstracts/s, {rm['threads']} threads, "
+                          f"nice {rm.get('nice', 0)}, "
                           f"load average {rm['load_average_1m']}, {rm['when']}).", ""]
         if imp := entry.get("improvement"):
             acc = imp["accuracy_change"]
@@ -241,9 +260,10 @@ def render_markdown(report: dict) -> str:
                 f"{imp['mean_p_true_before']:.3f} -> {imp['mean_p_true_after']:.3f} |", "",
             ]
         if tr := entry.get("training"):
-            lines += ["### Training cost", "",
-                      ", ".join(f"{k}: {v}" for k, v in tr.items()) +
-                      f" (from `adapters/{name}/training.json`).", ""]
+            lines += ["### Training cost", "", "| " + " | ".join(tr) + " |",
+                      "|" + "---|" * len(tr),
+                      "| " + " | ".join(_fmt(v) for v in tr.values()) + " |", "",
+                      f"From `adapters/{name}/training.json`.", ""]
         if tp := entry.get("throughput"):
             best = max(tp["results"], key=lambda r: r["abstracts_per_s"])
             lines += ["### Throughput", "",
