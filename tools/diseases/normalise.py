@@ -7,7 +7,7 @@ and morphology variants the key normaliser misses: "hepatotoxic" -> "hepatotoxic
 
 from __future__ import annotations
 
-from tools.diseases.vocab import Vocabulary, key_of
+from tools.diseases.vocab import FUNCTION_WORDS, Vocabulary, key_of
 
 MIN_SIMILARITY = 0.35
 _INDEXES: dict[int, tuple] = {}
@@ -32,8 +32,8 @@ def normalise(vocab: Vocabulary, mention: str) -> str | None:
     if found:
         return found
     key = key_of(mention)
-    if not key:
-        return None
+    if not set(key.split()) - FUNCTION_WORDS - {"and", "or"}:
+        return None  # nothing but function words: not a name
     vectoriser, matrix, ids = _char_index(vocab)
     sims = (matrix @ vectoriser.transform([key]).T).toarray().ravel()
     best = int(sims.argmax())
