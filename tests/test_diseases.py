@@ -140,3 +140,11 @@ def test_default_chat_model_runs_offline_on_a_local_folder(tiny_qwen_dir, vocab)
 
     chat = default_chat_model(str(tiny_qwen_dir), max_new_tokens=8)
     assert llm_spans("Lung cancer in smokers.", vocab, chat) == []  # random weights: no JSON
+
+
+def test_normalisation_falls_back_to_character_similarity(vocab):
+    from tools.diseases.normalise import normalise
+
+    assert normalise(vocab, "Cancers of the lung") == LUNG  # word-order key
+    assert vocab.concepts[normalise(vocab, "neuroblastomas of childhood")].name == "Neuroblastoma"
+    assert normalise(vocab, "and") is None and normalise(vocab, "xyzzy") is None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from tools.diseases.vocab import FUNCTION_WORDS, Vocabulary, key_of
 
-MIN_SIMILARITY = 0.35
+MIN_SIMILARITY = 0.5
 _INDEXES: dict[int, tuple] = {}
 
 
