@@ -29,3 +29,12 @@ run:  ## the main job on the embedded example input
 	$(PY) -m graph.run --input examples/abstracts.csv --output outputs/example.jsonl
 
 include $(wildcard make/*.mk)
+
+.PHONY: verifier-report reports readme
+verifier-report:  ## the whole graph on the test split: re-query rate and its effect on accuracy
+	$(PY) -m eval.verifier_effect
+
+reports: classification-report diseases-eval preprocessing-bench verifier-report serving-reports  ## every report
+
+readme:  ## copy the report tables and a real output record into README.md
+	$(PY) -m eval.readme

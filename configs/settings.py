@@ -6,7 +6,7 @@ Precedence (last wins): configs/default.yaml < --config FILE < ONCOGRAPH_* env v
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -181,7 +181,7 @@ def available_models() -> list[str]:
     return sorted(p.stem for p in MODELS_DIR.glob("*.yaml"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_model_config(name_or_path: str) -> ModelConfig:
     """A model by name (configs/models/<name>.yaml) or by path to a YAML file."""
     path = Path(name_or_path)

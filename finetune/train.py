@@ -35,6 +35,17 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
+def compact_adapter(folder: Path) -> None:
+    """Store adapter weights in bf16: half the size in git; the merge at load is bf16 anyway."""
+    from safetensors.torch import load_file, save_file
+
+    path = folder / "adapter_model.safetensors"
+    tensors = load_file(path)
+    if any(t.dtype == torch.float32 for t in tensors.values()):
+        compact = {k: v.to(torch.bfloat16).contiguous() for k, v in tensors.items()}
+        save_file(compact, path, metadata={"format": "pt"})
+
+
 def _seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -199,6 +210,7 @@ def train(cfg: ModelConfig, resume: bool = False, base: str | None = None,
             if metrics["val_loss"] < tr.best_val - 1e-4:
                 tr.best_val, tr.bad_evals = metrics["val_loss"], 0
                 tr.model.save_pretrained(out_dir)
+                compact_adapter(out_dir)
             else:
                 tr.bad_evals += 1
             tr.save_checkpoint()

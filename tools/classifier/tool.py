@@ -7,7 +7,7 @@ into batched forward passes by a per-model MicroBatcher.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from langchain_core.tools import tool
 from pydantic import BaseModel, Field
@@ -16,7 +16,7 @@ from configs.settings import load_model_config
 from tools.classifier.batching import MicroBatcher
 
 
-@lru_cache(maxsize=None)
+@cache
 def batcher_for(model: str) -> MicroBatcher:
     """One batcher (and one loaded model) per model per process."""
     from tools.classifier.registry import get_classifier
