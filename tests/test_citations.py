@@ -147,3 +147,27 @@ def test_tiny_random_qwen_output_falls_back_to_rules(tiny_qwen_dir, doc):
 
     llm = build_chat_model(tiny_qwen_dir, name="tiny-qwen", max_new_tokens=8)
     assert analyse_citations(doc, llm=llm) == analyse_citations(doc)
+
+
+def test_get_chat_model_loads_once_per_process(tiny_qwen_dir, monkeypatch):
+    import tools.weights
+    from tools.chat_model import get_chat_model, model_label
+
+    calls = []
+    monkeypatch.setattr(tools.weights, "prepare", lambda name: calls.append(name) or tiny_qwen_dir)
+    get_chat_model.cache_clear()
+    try:
+        first = get_chat_model("qwen2.5-0.5b")
+        assert get_chat_model("qwen2.5-0.5b") is first
+        assert calls == ["qwen2.5-0.5b"]
+        assert model_label(first) == "llm:qwen2.5-0.5b"
+        assert first.llm.pipeline.model.generation_config.do_sample is False
+    finally:
+        get_chat_model.cache_clear()
+
+
+def test_build_chat_model_rejects_a_folder_without_a_model(tmp_path):
+    from tools.chat_model import build_chat_model
+
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        build_chat_model(tmp_path)
