@@ -24,13 +24,15 @@ Fixed stratified split of the 1000 labelled abstracts (`finetune/splits/`, made 
 (title + cleaned abstract, no PMID), truncated to {summary['max_length']} tokens.
 
 ## Hyperparameters
-LoRA r={lora['r']}, alpha={lora['alpha']}, dropout={lora['dropout']}, targets {', '.join(lora['target_modules'])};
+LoRA r={lora['r']}, alpha={lora['alpha']}, dropout={lora['dropout']}, targets {', '.join(lora['target_modules'])},
+{f"top {lora['top_layers']} layers only (backward stops there)" if lora.get('top_layers') else "all layers"};
 AdamW lr {train['lr']}, batch {train['batch_size']}, warmup {train['warmup_ratio']}, linear decay,
 gradient checkpointing {train['gradient_checkpointing']}, seed {train['seed']}.
 Trainable parameters: {summary['trainable_params']:,}.
 
 ## Training run
-Stopped by {summary['stopped']} after {summary['steps']} steps; best val loss {best.get('val_loss', float('nan')):.4f}
+Stopped by {summary['stopped']} after {summary['steps']} steps. The adapter saved here is the
+checkpoint with the best val loss: step {best.get('step', '?')}, val loss {best.get('val_loss', float('nan')):.4f}
 (val accuracy {best.get('val_accuracy', float('nan')):.3f}). Wall time {summary['wall_time_s'] / 60:.1f} min on
 {summary['threads']} CPU threads, peak RSS {summary['peak_rss_gib']:.1f} GiB.
 
@@ -44,3 +46,11 @@ Test-split metrics: `reports/classification/` (`make classification-report`).
 `python -m finetune.train --model {summary['model']}` (add `--resume` to continue from `checkpoints/`).
 """
     (out_dir / "README.md").write_text(text)
+
+
+if __name__ == "__main__":  # python -m finetune.card adapters/<model>: redo the card from training.json
+    import json
+    import sys
+
+    folder = Path(sys.argv[1])
+    write_model_card(folder, json.loads((folder / "training.json").read_text()))
