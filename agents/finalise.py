@@ -9,6 +9,7 @@ from configs.settings import load_model_config
 from graph.schema import AbstractRecord, ModelInfo
 from graph.state import OncoState
 from tools.classifier.tool import as_scores
+from tools.diseases import model_info as disease_model_info
 from tools.preprocess import Preprocessed
 
 
@@ -44,6 +45,7 @@ def finalise_node(state: OncoState, config: RunnableConfig) -> dict:
         summary=state.get("summary"),
         verifier=state.get("verifier"),
         model=_model_info(classification.get("model", settings.classifier.model), bool(classification)),
+        disease_models=disease_model_info(settings.diseases.routes),
         notes=notes,
     )
     return {"record": record.model_dump(mode="json")}

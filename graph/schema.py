@@ -82,7 +82,8 @@ class AbstractRecord(BaseModel):
     metadata: dict[str, list[str]] = Field(default_factory=dict)
     summary: str | None = None
     verifier: VerifierReport | None = None
-    model: ModelInfo | None = None
+    model: ModelInfo | None = None  # the classifier that decided the label
+    disease_models: list[ModelInfo] = Field(default_factory=list)  # dictionary / NER / LLM routes
     notes: list[str] = Field(default_factory=list)  # e.g. "classified from the title alone"
 
 
