@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from langchain_core.runnables import RunnableConfig
 
 from agents.runtime import settings_for
@@ -11,6 +13,12 @@ from graph.state import OncoState
 from tools.classifier.tool import as_scores
 from tools.diseases import model_info as disease_model_info
 from tools.preprocess import Preprocessed
+
+
+@lru_cache(maxsize=8)
+def _disease_models(routes: tuple[str, ...]) -> list[ModelInfo]:
+    """Hashes the NER adapter once per process, not once per abstract."""
+    return disease_model_info(routes)
 
 
 def _model_info(name: str, classified: bool) -> ModelInfo:
@@ -45,7 +53,7 @@ def finalise_node(state: OncoState, config: RunnableConfig) -> dict:
         summary=state.get("summary"),
         verifier=state.get("verifier"),
         model=_model_info(classification.get("model", settings.classifier.model), bool(classification)),
-        disease_models=disease_model_info(settings.diseases.routes),
+        disease_models=_disease_models(tuple(settings.diseases.routes)),
         notes=notes,
     )
     return {"record": record.model_dump(mode="json")}
