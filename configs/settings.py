@@ -43,6 +43,7 @@ class TrainSettings(_Strict):
     eval_every: int = 50
     patience: int = 2
     gradient_checkpointing: bool = False
+    qlora: bool = True  # 4-bit base + LoRA when CUDA is present (ignored on CPU)
     warmup_ratio: float = 0.06
     seed: int = 13
     max_steps: int | None = None

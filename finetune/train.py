@@ -100,7 +100,7 @@ class Trainer:
 
     def loss(self, examples: list[Example]) -> torch.Tensor:
         logits = self.head.logits(examples)
-        target = torch.tensor([1 - ex.label for ex in examples])  # column 0 = Cancer
+        target = torch.tensor([1 - ex.label for ex in examples], device=logits.device)  # column 0 = Cancer
         return torch.nn.functional.cross_entropy(logits, target)
 
     @torch.no_grad()
@@ -111,7 +111,7 @@ class Trainer:
         probs = []
         for i in range(0, len(examples), batch_size):
             chunk = examples[i : i + batch_size]
-            probs.extend(torch.softmax(self.head.logits(chunk), -1)[:, 0].tolist())
+            probs.extend(torch.softmax(self.head.logits(chunk), -1)[:, 0].cpu().tolist())
         self.model.train()
         y = np.array([ex.label for ex in examples])
         p = np.clip(np.array(probs), 1e-7, 1 - 1e-7)

@@ -74,7 +74,12 @@ def build_trainable(cfg: ModelConfig, base: str | None = None):
 
     base = base or resolve_base_path(cfg)
     if cfg.kind == "causal-lm-label-words":
-        model, tokenizer = load_causal_lm(base)
+        # QLoRA when CUDA is present (bitsandbytes 4-bit base, bf16 LoRA); bf16 LoRA on CPU
+        model, tokenizer = load_causal_lm(base, four_bit=cfg.train.qlora and torch.cuda.is_available())
+        if getattr(model, "is_loaded_in_4bit", False):
+            from peft import prepare_model_for_kbit_training
+
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
         return LabelWordTrainable(
             model, tokenizer, PromptEncoder(tokenizer, cfg.max_length), label_token_ids(tokenizer)
         )

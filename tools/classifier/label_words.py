@@ -40,14 +40,24 @@ def label_token_ids(tokenizer) -> list[int]:
     return ids
 
 
-def load_causal_lm(base: str, dtype: torch.dtype = torch.bfloat16):
+def load_causal_lm(base: str, dtype: torch.dtype = torch.bfloat16, four_bit: bool = False):
+    """bf16 on CPU (AMX/AVX-512 bf16 kernels); on CUDA, optionally 4-bit NF4 for QLoRA."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(base)
     tokenizer.padding_side = "left"  # the answer position is the last token of every row
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
+    kwargs: dict = {"dtype": dtype}
+    if torch.cuda.is_available():
+        kwargs["device_map"] = "cuda"
+        if four_bit:
+            from transformers import BitsAndBytesConfig
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype
+            )
+    model = AutoModelForCausalLM.from_pretrained(base, **kwargs)
     model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
 
@@ -87,7 +97,9 @@ class PromptEncoder:
 def answer_logits(model, batch: dict[str, torch.Tensor], label_ids: list[int]) -> torch.Tensor:
     """(batch, 2) logits of [Cancer word, Non-Cancer word] at the answer position."""
     out = model(
-        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=1
+        input_ids=batch["input_ids"].to(model.device),
+        attention_mask=batch["attention_mask"].to(model.device),
+        logits_to_keep=1,
     )
     return out.logits[:, -1, label_ids].float()
 
@@ -126,7 +138,7 @@ class LabelWordClassifier:
             idx = order[start : start + batch_size]
             batch = self.encoder.encode([texts[i] for i in idx], prompt)
             logits = answer_logits(self.model, batch, self.label_ids)
-            probs[idx] = torch.softmax(logits, dim=-1)[:, 0].numpy()
+            probs[idx] = torch.softmax(logits, dim=-1)[:, 0].cpu().numpy()
         return probs
 
 
