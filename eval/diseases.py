@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 from configs.settings import PROJECT_ROOT, Settings
-from tools.diseases import extract_batch
+from tools.diseases import adapter_available, extract_batch
 from tools.diseases.corpus import GoldDoc, read_pubtator
 from tools.diseases.vocab import load_vocabulary
 from tools.preprocess import preprocess
@@ -178,13 +178,13 @@ def main(argv: list[str] | None = None) -> None:
         docs = read_pubtator(data / CORPORA[corpus])[: args.limit]
         report["results"][corpus] = {}
         for route in args.routes:
-            warm = preprocess(docs[0].title, docs[0].abstract)
-            try:
-                extract_batch([warm], ROUTE_SETS[route])  # loads models outside the timing
-            except FileNotFoundError as exc:
-                print(f"{corpus} {route}: skipped ({exc})")
-                report.setdefault("skipped", {})[f"{corpus}/{route}"] = str(exc)
+            if "model" in ROUTE_SETS[route] and not adapter_available():
+                why = "no NER adapter in adapters/ner-minilm/ (run `python -m finetune.train_ner`)"
+                print(f"{corpus} {route}: skipped ({why})")
+                report.setdefault("skipped", {})[f"{corpus}/{route}"] = why
                 continue
+            warm = preprocess(docs[0].title, docs[0].abstract)
+            extract_batch([warm], ROUTE_SETS[route])  # loads models outside the timing
             preds, seconds = predict(docs, ROUTE_SETS[route])
             result = score(docs, preds)
             result["abstracts_per_s"] = round(len(docs) / seconds, 1)

@@ -148,3 +148,16 @@ def test_normalisation_falls_back_to_character_similarity(vocab):
     assert normalise(vocab, "Cancers of the lung") == LUNG  # word-order key
     assert vocab.concepts[normalise(vocab, "neuroblastomas of childhood")].name == "Neuroblastoma"
     assert normalise(vocab, "and") is None and normalise(vocab, "xyzzy") is None
+
+
+def test_missing_adapter_skips_the_model_route_loudly(vocab, monkeypatch, tmp_path, caplog):
+    import tools.diseases as diseases
+    import tools.diseases.model as model
+
+    monkeypatch.setattr(model, "ADAPTER_DIR", tmp_path / "none")
+    diseases._warn_no_adapter.cache_clear()
+    with caplog.at_level("WARNING"):
+        mentions = extract_diseases(preprocess("Lung cancer", ""))  # default: dictionary + model
+    assert [m.source for m in mentions] == ["dictionary"]
+    assert "model route skipped" in caplog.text
+    assert [i.kind for i in diseases.model_info()] == ["disease-dictionary"]

@@ -11,7 +11,9 @@ unicode in the input never shift offsets. See docs/diseases.md for the design.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from graph.schema import DiseaseMention, ModelInfo
@@ -23,6 +25,7 @@ from tools.preprocess import Preprocessed
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
+log = logging.getLogger(__name__)
 ROUTES = ("dictionary", "model", "llm")
 SEPARATOR = "\n"
 
@@ -81,6 +84,9 @@ def extract_batch(
     if "dictionary" in routes:
         for i, text in enumerate(texts):
             candidates[i].extend(dictionary_spans(vocab, text))
+    if "model" in routes and not adapter_available():
+        _warn_no_adapter()
+        routes = tuple(r for r in routes if r != "model")
     if "model" in routes:
         from tools.diseases.model import model_spans
 
@@ -96,6 +102,19 @@ def extract_batch(
         merged = propagate_abbreviations(merge(spans), text, vocab)
         results.append(_to_mentions(doc, merged, vocab))
     return results
+
+
+def adapter_available() -> bool:
+    from tools.diseases.model import ADAPTER_DIR
+
+    return (ADAPTER_DIR / "adapter_config.json").exists()
+
+
+@lru_cache(maxsize=1)
+def _warn_no_adapter() -> None:
+    """Once per process: the pipeline keeps running on the other routes, loudly."""
+    log.warning("disease model route skipped: no adapter in adapters/ner-minilm/ "
+                "(run `python -m finetune.train_ner`); using the remaining routes")
 
 
 def extract_diseases(
@@ -125,7 +144,7 @@ def model_info(routes: Sequence[str] = ("dictionary", "model")) -> list[ModelInf
     routes = _check_routes(routes)
     if "dictionary" in routes:
         out.append(ModelInfo(name="CTD MEDIC 2017-06 dictionary", kind="disease-dictionary"))
-    if "model" in routes:
+    if "model" in routes and adapter_available():  # skipped routes are not named
         weights = ADAPTER_DIR / "adapter_model.safetensors"
         version = None
         if weights.exists():
