@@ -13,6 +13,7 @@ from graph.state import OncoState
 from tools.classifier.tool import as_scores
 from tools.diseases import model_info as disease_model_info
 from tools.preprocess import Preprocessed
+from tools.summary import study_type
 
 
 @lru_cache(maxsize=8)
@@ -51,6 +52,7 @@ def finalise_node(state: OncoState, config: RunnableConfig) -> dict:
         citations=state.get("citation_analysis", {}),
         metadata=doc.metadata,
         summary=state.get("summary"),
+        study_type=study_type(doc) if doc.status == "ok" else None,
         verifier=state.get("verifier"),
         model=_model_info(classification.get("model", settings.classifier.model), bool(classification)),
         disease_models=_disease_models(tuple(settings.diseases.routes)),

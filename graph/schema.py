@@ -81,6 +81,7 @@ class AbstractRecord(BaseModel):
     citations: CitationAnalysis = Field(default_factory=CitationAnalysis)
     metadata: dict[str, list[str]] = Field(default_factory=dict)
     summary: str | None = None
+    study_type: str | None = None  # e.g. "randomised controlled trial", "review", "case report"
     verifier: VerifierReport | None = None
     model: ModelInfo | None = None  # the classifier that decided the label
     disease_models: list[ModelInfo] = Field(default_factory=list)  # dictionary / NER / LLM routes
