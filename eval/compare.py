@@ -54,7 +54,8 @@ def read_cached(path: Path, ids: list[str]) -> np.ndarray | None:
     return np.array([rows[i] for i in ids])
 
 
-def predict(model: str, variant: str, split: str, out: Path, refresh: bool) -> dict:
+def predict(model: str, variant: str, split: str, out: Path, refresh: bool,
+            cached_only: bool = False) -> dict:
     """P(Cancer) for the split, from the cache or by running the model (then cached)."""
     from finetune.data import load_split
     from tools.classifier.registry import get_classifier
@@ -65,6 +66,8 @@ def predict(model: str, variant: str, split: str, out: Path, refresh: bool) -> d
     path = _cache_path(out, model, variant, split)
     meta_path = path.with_suffix(".json")
     p = None if refresh else read_cached(path, ids)
+    if p is None and cached_only:
+        raise FileNotFoundError(f"no cached predictions at {path.relative_to(out)}")
     if p is None:
         t0 = time.time()
         clf = get_classifier(model, variant)
@@ -118,7 +121,8 @@ def improvement(y: np.ndarray, base: dict, tuned: dict, n_boot: int) -> dict:
     }
 
 
-def run(models: list[str], split: str, out: Path, refresh: bool, n_boot: int) -> dict:
+def run(models: list[str], split: str, out: Path, refresh: bool, n_boot: int,
+        cached_only: bool = False) -> dict:
     from tools.weights import WeightsError
 
     out.mkdir(parents=True, exist_ok=True)
@@ -131,7 +135,7 @@ def run(models: list[str], split: str, out: Path, refresh: bool, n_boot: int) ->
         entry: dict = {"kind": load_model_config(model).kind, "variants": {}, "skipped": {}}
         for variant in variants_of(model):
             try:
-                got = predict(model, variant, split, out, refresh)
+                got = predict(model, variant, split, out, refresh, cached_only)
             except (FileNotFoundError, WeightsError) as exc:
                 entry["skipped"][variant] = str(exc)
                 print(f"skip {name}/{variant}: {exc}", file=sys.stderr)
@@ -304,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"default: all ({', '.join(available_models())})")
     parser.add_argument("--split", default="test", choices=["train", "val", "test"])
     parser.add_argument("--refresh", action="store_true", help="ignore cached predictions")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="report only cached predictions; never load a model")
     parser.add_argument("--n-boot", type=int, default=M.N_BOOT)
     parser.add_argument("--out", type=Path, default=REPORT_DIR)
     args = parser.parse_args(argv)
@@ -311,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         for model in args.models or []:
             load_model_config(model)
         report = run(args.models or available_models(), args.split, args.out, args.refresh,
-                     args.n_boot)
+                     args.n_boot, args.cached_only and not args.refresh)
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

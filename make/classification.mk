@@ -1,6 +1,7 @@
 # Classification: fit/train the classifiers, benchmark them, and the comparison report.
 .PHONY: classification-fit classification-train-minilm classification-train-0.5b \
-	classification-bench classification-report classification-report-cheap
+	classification-bench classification-report classification-report-cheap \
+	classification-report-cached
 
 classification-fit:  ## fit the TF-IDF + logistic regression reference (seconds)
 	$(PY) -m finetune.train --model tfidf-logreg
@@ -23,3 +24,6 @@ classification-report-cheap:  ## compare the fast models only (seconds)
 
 classification-report:  ## every model and variant on the test split (reuses cached predictions)
 	$(PY) -m eval.compare
+
+classification-report-cached:  ## re-render the report from cached predictions only (seconds)
+	$(PY) -m eval.compare --cached-only

@@ -148,9 +148,8 @@ def test_missing_encoder_adapter_names_the_fix(tmp_path, tiny_bert_dir):
 
 
 def test_compare_report_on_tiny_models(qwen_cfg, bert_cfg, tmp_path, monkeypatch):
-    from eval import compare
-
     import finetune.data
+    from eval import compare
 
     sub = EXAMPLES * 3  # 24 rows, both classes
     sub = [Example(f"r{i}", e.text, e.label) for i, e in enumerate(sub)]
@@ -175,3 +174,6 @@ def test_compare_report_on_tiny_models(qwen_cfg, bert_cfg, tmp_path, monkeypatch
     again = compare.run([qwen_cfg], "test", tmp_path, refresh=False, n_boot=50)
     assert again["models"]["tiny-qwen"]["variants"]["finetuned"]["metrics"] == \
         qwen["variants"]["finetuned"]["metrics"]
+    empty = compare.run([bert_cfg], "test", tmp_path / "empty", refresh=False, n_boot=50,
+                        cached_only=True)
+    assert "no cached predictions" in empty["models"]["tiny-bert"]["skipped"]["finetuned"]
