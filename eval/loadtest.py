@@ -4,8 +4,9 @@
 
 Bounded: a fixed number of requests per phase and a wall-clock cap (`--max-seconds`); the
 server it started is stopped at the end. Only the loopback address is ever contacted.
-Clients honour 429/503 Retry-After (bounded retries), so "lost" means a request that never
-got an answer (timeout, connection error, 5xx other than 503) or ran out of retries.
+Clients honour 429/503 Retry-After (bounded retries). "lost" = the server failed to answer
+(timeout, connection error, any status but 200/429/503); a client still being refused with
+Retry-After when the phase's time ran out is counted apart ("gave up at deadline").
 Writes reports/serving/<name>.{json,md,png}.
 """
 
@@ -167,7 +168,14 @@ def run_phase(base: str, rows: list[InputRow], clients: int, requests: int, seco
         "requests_planned": requests,
         "requests_sent": len(outcomes),
         "answered_200": len(ok),
-        "lost": len(outcomes) - len(ok),
+        # the server failed to answer: transport error, timeout, or a status other than
+        # 200 / 429 / 503 (overload answers carry Retry-After and are retried)
+        "lost": sum(1 for o in outcomes if any(s not in (200, 429, 503) for s in o.statuses)),
+        # still refused with 429/503 + Retry-After when the phase ran out of time
+        "gave_up_at_deadline": sum(
+            1 for o in outcomes
+            if o.latency is None and all(s in (429, 503) for s in o.statuses)
+        ),
         "not_started_by_deadline": requests - len(outcomes),
         "attempt_status_counts": dict(sorted(attempts.items())),
         "overload_answers_without_retry_after": sum(o.retry_after_missing for o in outcomes),
@@ -213,16 +221,16 @@ def write_report(result: dict, out_dir: Path, name: str) -> Path:
     plt.close(fig)
 
     rows = [
-        "| clients | sent | answered 200 | lost | p50 (s) | p95 (s) | p99 (s) | throughput (/s) "
-        "| attempt status codes |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| clients | sent | answered 200 | lost | gave up at deadline | p50 (s) | p95 (s) "
+        "| p99 (s) | throughput (/s) | attempt status codes |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for p in phases:
         codes_text = ", ".join(f"{k}: {v}" for k, v in p["attempt_status_counts"].items())
         lat = p["latency_s"]
         rows.append(
             f"| {p['clients']} | {p['requests_sent']} | {p['answered_200']} | {p['lost']} | "
-            f"{lat['p50']} | {lat['p95']} | {lat['p99']} | {p['throughput_per_s']} | {codes_text} |"
+            f"{p['gave_up_at_deadline']} | {lat['p50']} | {lat['p95']} | {lat['p99']} | {p['throughput_per_s']} | {codes_text} |"
         )
     env, server, model = result["environment"], result["server"], result["model"]
     md = [
@@ -231,13 +239,15 @@ def write_report(result: dict, out_dir: Path, name: str) -> Path:
         f"Model `{model['name']}` (adapter {model['adapter_version']}), "
         f"server `uvicorn graph.api:app` on {HOST}, max in flight "
         f"{server['max_in_flight']}; models loaded in {server['load_seconds']} s.",
-        f"Machine: {env['cpus']} CPUs, load average {env['load_before']} before the run. "
+        f"Machine: {env['cpus']} CPUs, load average {env['load_before']} before the run, "
+        f"{env['load_after']} after. "
         f"Command: `{result['command']}`.",
         "",
         *rows,
         "",
         "Latency is the answered attempt's; clients retry 429/503 after Retry-After, and "
-        "end-to-end latency including those waits is in the JSON. Lost = sent but never answered.",
+        "end-to-end latency including those waits is in the JSON. Lost = the server failed to "
+        "answer (timeout, connection error, a status other than 200/429/503).",
         "",
         f"![latency and status codes]({name}.png)",
         "",

@@ -8,7 +8,7 @@ worker:  ## one Redis Streams worker (ONCOGRAPH_REDIS_URL, default redis://127.0
 	$(PY) -m graph.stream work
 
 loadtest:  ## reports/serving/loadtest.*: /v1/classify at 1 and 20 clients, default model
-	$(PY) -m eval.loadtest --single 20 --concurrent 60 --clients 20 --max-seconds 240
+	$(PY) -m eval.loadtest --single 15 --concurrent 40 --clients 20 --max-seconds 200
 
 bench-serving:  ## reports/serving/throughput*.*: CLI vs stream workers by batch size and workers
 	$(PY) -m eval.bench_serving --n 16 --batch-sizes 1,8,16 --workers 1 --name throughput

@@ -16,8 +16,9 @@ def test_loadtest_writes_a_report_and_loses_nothing(light_config, tmp_path):
     assert result["model"]["name"] == "tiny-qwen"
     assert single["clients"] == 1 and single["attempt_status_counts"] == {"200": 3}
     assert crowd["clients"] == 4 and crowd["answered_200"] == 6 and crowd["lost"] == 0
+    assert crowd["gave_up_at_deadline"] == 0
     assert set(crowd["attempt_status_counts"]) <= {"200", "429"}
     assert crowd["overload_answers_without_retry_after"] == 0
     assert 0 < single["latency_s"]["p50"] <= single["latency_s"]["p95"]
     assert (tmp_path / "t.png").stat().st_size > 0
-    assert "| 4 | 6 | 6 | 0 |" in (tmp_path / "t.md").read_text()
+    assert "| 4 | 6 | 6 | 0 | 0 |" in (tmp_path / "t.md").read_text()
