@@ -1,6 +1,6 @@
 """How often the verifier re-queries on the test split, and whether that changes accuracy.
 
-    python -m eval.verifier_effect [--model qwen2.5-1.5b] [--limit N]
+    python -m eval.verifier_effect [--model qwen2.5-1.5b] [--sample N]
 
 Runs the whole graph (the CLI's pipeline and configuration) over the fixed test split and
 compares the label of the first classifier call with the verifier's final label. Writes
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import time
 from pathlib import Path
 
@@ -121,11 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None)
     parser.add_argument("--config", default=None)
-    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--sample", type=int, default=None, help="a seeded random subset of the test split")
     args = parser.parse_args(argv)
     settings = load_settings(args.config, classifier={"model": args.model} if args.model else None)
     corpus = {r.abstract_id: r for r in load_corpus(settings)}
-    ids = read_split("test")[: args.limit]
+    ids = read_split("test")
+    if args.sample:
+        ids = sorted(random.Random(13).sample(ids, min(args.sample, len(ids))))
     rows = [InputRow(i, corpus[i].title, corpus[i].abstract) for i in ids]
     gold = {i: corpus[i].label for i in ids}
     pipeline = Pipeline(settings)
