@@ -26,7 +26,7 @@ SECTIONS = [
     ("Disease extraction on NCBI Disease dev and BC5CDR dev", "diseases/README.md", None),
     ("Preprocessing speed", "preprocessing/bench.md", None),
     ("Serving", "serving/loadtest.md", None),
-    ("Stream workers vs CLI batch throughput", "serving/throughput.md", None),
+    ("Stream workers vs CLI batch throughput (keyword-rule model: serving overhead at its worst)", "serving/throughput-keyword-rule.md", None),
 ]
 
 
