@@ -19,6 +19,18 @@ import numpy as np
 Scorer = Callable[[list[str], str], np.ndarray]
 
 
+def score_by_length(
+    texts: list[str], batch_size: int, score_batch: Callable[[list[str]], np.ndarray]
+) -> np.ndarray:
+    """Score texts in batches of similar length (little padding); results in input order."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    probs = np.zeros(len(texts), dtype=np.float64)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        probs[idx] = score_batch([texts[i] for i in idx])
+    return probs
+
+
 @dataclass
 class _Request:
     text: str

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from configs.settings import ModelConfig
+from tools.classifier.batching import score_by_length
 
 LABEL_DESCRIPTIONS = {
     "Cancer": [
@@ -27,10 +28,6 @@ LABEL_DESCRIPTIONS = {
     ],
 }
 TEMPERATURE = 0.05
-
-
-def _order(texts: list[str]) -> list[int]:
-    return sorted(range(len(texts)), key=lambda i: len(texts[i]))
 
 
 class EncoderClassifier:
@@ -55,17 +52,14 @@ class EncoderClassifier:
     @torch.inference_mode()
     def predict_proba(self, texts: list[str], prompt: str = "default",
                       batch_size: int | None = None) -> np.ndarray:
-        batch_size = batch_size or self.cfg.batch_size
-        order = _order(texts)
-        probs = np.zeros(len(texts), dtype=np.float64)
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            batch = self.tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True,
+        def score(chunk: list[str]) -> np.ndarray:
+            batch = self.tokenizer(chunk, return_tensors="pt", padding=True,
                                    truncation=True, max_length=self.cfg.max_length)
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 logits = self.model(**batch).logits.float()
-            probs[idx] = torch.softmax(logits, dim=-1)[:, 0].numpy()
-        return probs
+            return torch.softmax(logits, dim=-1)[:, 0].numpy()
+
+        return score_by_length(texts, batch_size or self.cfg.batch_size, score)
 
 
 class SimilarityClassifier:
@@ -94,11 +88,8 @@ class SimilarityClassifier:
 
     def predict_proba(self, texts: list[str], prompt: str = "default",
                       batch_size: int | None = None) -> np.ndarray:
-        batch_size = batch_size or self.cfg.batch_size
-        order = _order(texts)
-        probs = np.zeros(len(texts), dtype=np.float64)
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            sims = self.embed([texts[i] for i in idx]) @ self.label_vectors.T
-            probs[idx] = torch.softmax(sims / TEMPERATURE, dim=-1)[:, 0].numpy()
-        return probs
+        def score(chunk: list[str]) -> np.ndarray:
+            sims = self.embed(chunk) @ self.label_vectors.T
+            return torch.softmax(sims / TEMPERATURE, dim=-1)[:, 0].numpy()
+
+        return score_by_length(texts, batch_size or self.cfg.batch_size, score)

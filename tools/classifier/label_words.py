@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from configs.settings import ModelConfig
+from tools.classifier.batching import score_by_length
 from tools.classifier.prompts import LABEL_WORDS, render_messages
 
 
@@ -122,7 +123,7 @@ class LabelWordClassifier:
         elif use_adapter and adapter is not None:
             raise FileNotFoundError(
                 f"adapter for {cfg.name} not found at {adapter}; train it with "
-                f"`python -m finetune.train --model {cfg.name}` or use --baseline"
+                f"`python -m finetune.train --model {cfg.name}` or use the baseline variant"
             )
         self.model = model.eval()
         self.label_ids = label_token_ids(self.tokenizer)
@@ -130,16 +131,13 @@ class LabelWordClassifier:
 
     @torch.inference_mode()
     def predict_proba(self, texts: list[str], prompt: str = "default", batch_size: int | None = None) -> np.ndarray:
-        """P(Cancer) per text, batched; sorted by length so padding stays small."""
-        batch_size = batch_size or self.cfg.batch_size
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        probs = np.zeros(len(texts), dtype=np.float64)
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            batch = self.encoder.encode([texts[i] for i in idx], prompt)
-            logits = answer_logits(self.model, batch, self.label_ids)
-            probs[idx] = torch.softmax(logits, dim=-1)[:, 0].cpu().numpy()
-        return probs
+        """P(Cancer) per text, in batches of similar length."""
+
+        def score(chunk: list[str]) -> np.ndarray:
+            logits = answer_logits(self.model, self.encoder.encode(chunk, prompt), self.label_ids)
+            return torch.softmax(logits, dim=-1)[:, 0].cpu().numpy()
+
+        return score_by_length(texts, batch_size or self.cfg.batch_size, score)
 
 
 def _adapter_version(adapter: Path) -> str:
