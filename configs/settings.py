@@ -99,7 +99,7 @@ class VerifierSettings(_Strict):
 
 class DiseaseSettings(_Strict):
     routes: list[Literal["dictionary", "model", "llm"]] = Field(
-        default_factory=lambda: ["dictionary", "model"]
+        default_factory=lambda: ["dictionary"]
     )
     llm_model: str = "qwen2.5-0.5b"
 
