@@ -36,7 +36,10 @@ class Pipeline:
     def warm_up(self) -> None:
         """Load every model now (API start-up, before timing a run), not on the first request."""
         start = time.perf_counter()
-        self.process([InputRow("warm-up", "Lung cancer screening", "Non-small cell lung cancer (NSCLC) is common.")])
+        self.process(
+            [InputRow("warm-up", "Lung cancer screening", "Non-small cell lung cancer (NSCLC) is common.")],
+            run_id=f"warm-up-{time.time_ns()}",  # a fresh checkpointer thread each time
+        )
         self.ready = True
         log.info("models loaded in %.1f s", time.perf_counter() - start)
 

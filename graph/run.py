@@ -98,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
             db.parent.mkdir(parents=True, exist_ok=True)
             checkpointer = stack.enter_context(SqliteSaver.from_conn_string(str(db)))
         pipeline = Pipeline(settings, checkpointer)
+        if todo:
+            pipeline.warm_up()  # load every model once, before the worker threads start
         run_id = time.strftime("%Y%m%dT%H%M%S")
         bar = stack.enter_context(tqdm(total=len(todo), unit="abstract", file=sys.stderr, disable=None))
         out = stack.enter_context(output.open("a", encoding="utf-8"))

@@ -34,11 +34,11 @@ def script(monkeypatch):
     import tools.classifier.tool as tool
 
     def use(by_prompt: dict[str, float]) -> None:
-        tool.batcher_for.cache_clear()
+        tool.clear_batchers()
         monkeypatch.setattr(registry, "get_classifier", lambda model, variant="finetuned": ScriptedClassifier(by_prompt))
 
     yield use
-    tool.batcher_for.cache_clear()
+    tool.clear_batchers()
 
 
 def run(abstract: str, title: str = "A study", **overrides):

@@ -7,6 +7,7 @@ into batched forward passes by a per-model MicroBatcher.
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 
 from langchain_core.tools import tool
@@ -15,14 +16,27 @@ from pydantic import BaseModel, Field
 from configs.settings import load_model_config
 from tools.classifier.batching import MicroBatcher
 
+_loading = threading.Lock()  # concurrent first calls must not load the model N times
+
 
 @cache
-def batcher_for(model: str) -> MicroBatcher:
-    """One batcher (and one loaded model) per model per process."""
+def _batcher(model: str) -> MicroBatcher:
     from tools.classifier.registry import get_classifier
 
     classifier = get_classifier(model)
     return MicroBatcher(classifier.predict_proba, batch_size=load_model_config(model).batch_size)
+
+
+def batcher_for(model: str) -> MicroBatcher:
+    """One batcher (and one loaded model) per model per process, whichever thread asks first."""
+    with _loading:
+        return _batcher(model)
+
+
+def clear_batchers() -> None:
+    """Forget the batchers (and models) this process loaded, e.g. after swapping a registry."""
+    with _loading:
+        _batcher.cache_clear()
 
 
 def as_scores(p_cancer: float) -> dict[str, float]:
