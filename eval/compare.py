@@ -4,8 +4,11 @@
 
 Writes reports/classification/: comparison.json + comparison.md (metrics with 95% bootstrap
 intervals, confusion tables, improvement analysis, training cost, throughput) and PNG
-heatmaps. Predictions are cached per (model, variant, split) as CSV under predictions/
-and reused unless --refresh: the Qwen models take seconds per abstract on a CPU.
+heatmaps. Raw (uncalibrated) predictions are cached per (model, variant, split) as CSV
+under predictions/ and reused unless --refresh or the adapter's version changed: the Qwen
+models take seconds per abstract on a CPU. A fine-tuned model's val-fitted Platt
+calibration (the adapter's calibration.json) is applied at report time, so the report shows
+both what the deployed classifier outputs and the raw accuracy.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ import json
 import os
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from configs.settings import PROJECT_ROOT, ConfigError, available_models, load_model_config
 from eval import metrics as M
+from tools.classifier.calibration import Calibration
 
 REPORT_DIR = PROJECT_ROOT / "reports" / "classification"
 REFERENCE = "keyword-rule"
@@ -43,10 +48,28 @@ def _cache_path(out: Path, model: str, variant: str, split: str) -> Path:
     return out / "predictions" / f"{load_model_config(model).name}__{variant}__{split}.csv"
 
 
-def read_cached(path: Path, ids: list[str]) -> np.ndarray | None:
-    """Cached P(Cancer) in split order, or None when missing or made for other rows."""
+def adapter_version(model: str, variant: str) -> str | None:
+    """The version a fresh prediction would carry: cached rows from another adapter are stale."""
+    cfg = load_model_config(model)
+    folder = cfg.adapter_path()
+    if variant == "baseline" or folder is None:
+        return None
+    for name in ("training.json", "meta.json"):
+        if (folder / name).exists():
+            return json.loads((folder / name).read_text()).get("version")
+    return None
+
+
+def read_cached(path: Path, ids: list[str], version: str | None = None) -> np.ndarray | None:
+    """Cached P(Cancer) in split order, or None when missing, made for other rows or by
+    another adapter version."""
     if not path.exists():
         return None
+    meta_path = path.with_suffix(".json")
+    if meta_path.exists():
+        cached = json.loads(meta_path.read_text()).get("model_info", {}).get("adapter_version")
+        if cached != version:
+            return None
     with path.open(newline="") as fh:
         rows = {r["abstract_id"]: float(r["p_cancer"]) for r in csv.DictReader(fh)}
     if set(rows) != set(ids):
@@ -65,14 +88,15 @@ def predict(model: str, variant: str, split: str, out: Path, refresh: bool,
     y = np.array([e.label for e in examples])
     path = _cache_path(out, model, variant, split)
     meta_path = path.with_suffix(".json")
-    p = None if refresh else read_cached(path, ids)
+    p = None if refresh else read_cached(path, ids, adapter_version(model, variant))
     if p is None and cached_only:
-        raise FileNotFoundError(f"no cached predictions at {path.relative_to(out)}")
+        raise FileNotFoundError(
+            f"no cached predictions of the current adapter at {path.relative_to(out)}")
     if p is None:
         t0 = time.time()
         clf = get_classifier(model, variant)
         t1 = time.time()
-        p = np.round(clf.predict_proba([e.text for e in examples]), 6)  # as cached
+        p = np.round(clf.predict_proba([e.text for e in examples], calibrated=False), 6)
         seconds = time.time() - t1
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", newline="") as fh:
@@ -92,7 +116,11 @@ def predict(model: str, variant: str, split: str, out: Path, refresh: bool,
         }
         meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    return {"y": y, "p": p, "run": meta}
+    got = {"y": y, "p": p, "run": meta, "calibration": None}
+    calibration = Calibration.load(load_model_config(model).adapter_path())
+    if variant == "finetuned" and calibration is not None:
+        got.update(p_raw=p, p=calibration.apply(p), calibration=asdict(calibration))
+    return got
 
 
 def _read_json(path: Path) -> dict | None:
@@ -144,6 +172,9 @@ def run(models: list[str], split: str, out: Path, refresh: bool, n_boot: int,
             result = M.evaluate(got["y"], got["p"], n_boot=n_boot)
             result["run"] = got["run"]
             result["label"] = variant_label(model, variant)
+            if got["calibration"]:
+                result["calibration"] = got["calibration"]
+                result["raw_metrics"] = M.point_metrics(got["y"], got["p_raw"])
             entry["variants"][variant] = result
             M.plot_confusion(result["confusion"], f"{name} ({result['label']}, {split})",
                              out / f"confusion_{name}_{variant}.png")
@@ -214,6 +245,14 @@ def render_markdown(report: dict) -> str:
             label = entry["variants"]["finetuned"]["label"]
             verdict = _verdict(entry["vs_keyword_rule"], "the keyword rule")
             lines.append(f"- **{name}** ({label}) {verdict}.")
+        tuned = entry["variants"].get("finetuned", {})
+        if cal := tuned.get("calibration"):
+            raw, m = tuned["raw_metrics"], tuned["metrics"]
+            lines.append(
+                f"- **{name}** fine-tuned is Platt-calibrated on val (n={cal['n']}): accuracy "
+                f"{raw['accuracy']:.3f} -> {m['accuracy']:.3f}, Cancer recall "
+                f"{raw['recall_cancer']:.3f} -> {m['recall_cancer']:.3f}, ECE "
+                f"{raw['ece']:.3f} -> {m['ece']:.3f} (raw -> calibrated).")
         for variant, why in entry["skipped"].items():
             lines.append(f"- **{name}** {variant}: not evaluated ({why.splitlines()[0]}).")
     lines += ["", "## Cost", "",
@@ -245,6 +284,13 @@ def render_markdown(report: dict) -> str:
                 f"Heatmap: `confusion_{name}_{variant}.png`.",
                 "",
             ]
+            if cal := r.get("calibration"):
+                raw = r["raw_metrics"]
+                lines += [f"Platt-calibrated on the {cal['fitted_on']} split (n={cal['n']}, slope "
+                          f"{cal['slope']:.3f}, intercept {cal['intercept']:.3f}; "
+                          f"`calibration.json` in the adapter); before calibration: accuracy "
+                          f"{raw['accuracy']:.3f}, Cancer recall {raw['recall_cancer']:.3f}, "
+                          f"ECE {raw['ece']:.3f}.", ""]
             run_meta = r.get("run") or {}
             if run_meta.get("predict_s") is not None:
                 rm = run_meta

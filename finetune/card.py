@@ -5,6 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def _calibration_text(out_dir: Path) -> str:
+    from tools.classifier.calibration import Calibration
+
+    cal = Calibration.load(out_dir)
+    if cal is None:
+        return ""
+    return f"""## Calibration
+`calibration.json`: Platt scaling P' = sigmoid({cal.slope:.3f} * logit(P) {"-" if cal.intercept < 0 else "+"} {abs(cal.intercept):.3f}),
+fitted on the {cal.n} {cal.fitted_on} abstracts' scores of this adapter; the fine-tuned
+classifier applies it (`python -m finetune.calibrate --model <model>` refits it).
+"""
+
+
 def write_model_card(out_dir: Path, summary: dict) -> None:
     best = min(summary["history"], key=lambda h: h["val_loss"], default={})
     rows = "\n".join(
@@ -40,6 +53,7 @@ checkpoint with the best val loss: step {best.get('step', '?')}, val loss {best.
 |---|---|---|---|---|
 {rows}
 
+{_calibration_text(out_dir)}
 Test-split metrics: `reports/classification/` (`make classification-report`).
 
 ## Regenerate

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from configs.settings import ModelConfig, load_model_config
 from finetune.data import Example, load_split
+from tools.classifier.calibration import fit_platt
 
 log = logging.getLogger("finetune")
 
@@ -104,7 +105,8 @@ class Trainer:
         return torch.nn.functional.cross_entropy(logits, target)
 
     @torch.no_grad()
-    def evaluate(self, examples: list[Example], batch_size: int) -> dict:
+    def evaluate(self, examples: list[Example], batch_size: int) -> tuple[dict, np.ndarray]:
+        """Val metrics, plus P(Cancer) per example (the calibration is fitted on them)."""
         from sklearn.metrics import roc_auc_score
 
         self.model.eval()
@@ -115,11 +117,12 @@ class Trainer:
         self.model.train()
         y = np.array([ex.label for ex in examples])
         p = np.clip(np.array(probs), 1e-7, 1 - 1e-7)
-        return {
+        metrics = {
             "val_loss": float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))),
             "val_accuracy": float(np.mean((p >= 0.5) == y)),
             "val_auc": float(roc_auc_score(y, p)),
         }
+        return metrics, p
 
     def save_checkpoint(self) -> None:
         tmp = self.ckpt_dir.with_name(self.ckpt_dir.name + ".tmp")
@@ -199,7 +202,7 @@ def train(cfg: ModelConfig, resume: bool = False, base: str | None = None,
         bar.update(1)
         bar.set_postfix(loss=f"{running:.4f}")
         if tr.step % cfg.train.eval_every == 0 or tr.step == total:
-            metrics = tr.evaluate(val_ex, cfg.batch_size)
+            metrics, val_p = tr.evaluate(val_ex, cfg.batch_size)
             metrics.update(
                 step=tr.step, train_loss=running,
                 elapsed_s=tr.elapsed_before + time.time() - tr.started,
@@ -211,6 +214,9 @@ def train(cfg: ModelConfig, resume: bool = False, base: str | None = None,
                 tr.best_val, tr.bad_evals = metrics["val_loss"], 0
                 tr.model.save_pretrained(out_dir)
                 compact_adapter(out_dir)
+                val_y = np.array([ex.label for ex in val_ex])
+                if len(set(val_y.tolist())) == 2:
+                    fit_platt(val_y, val_p).save(out_dir)
             else:
                 tr.bad_evals += 1
             tr.save_checkpoint()

@@ -25,6 +25,7 @@ class DiseaseMention(BaseModel):
     concept_id: str  # "MESH:D008175" or "OMIM:114480"
     name: str  # readable normalised name, e.g. "Lung Cancer"
     is_cancer: bool  # concept under MeSH C04 (Neoplasms), excluding C04.182 (Cysts)
+    site: str | None = None  # organ-level cancer of a neoplasm: NSCLC -> "Lung Cancer"
     source: str = "dictionary"  # dictionary | model | llm (+ "+abbreviation")
 
 
@@ -69,6 +70,7 @@ class ModelInfo(BaseModel):
     name: str
     kind: str
     adapter_version: str | None = None
+    calibration: str | None = None  # Platt scaling fitted on val, when the adapter has one
 
 
 class AbstractRecord(BaseModel):

@@ -1,7 +1,7 @@
 # Classification: fit/train the classifiers, benchmark them, and the comparison report.
 .PHONY: classification-fit classification-train-minilm classification-train-0.5b \
 	classification-bench classification-report classification-report-cheap \
-	classification-report-cached
+	classification-report-cached classification-calibrate
 
 classification-fit:  ## fit the TF-IDF + logistic regression reference (seconds)
 	$(PY) -m finetune.train --model tfidf-logreg
@@ -11,6 +11,9 @@ classification-train-minilm:  ## LoRA + head on all-MiniLM-L6-v2 (minutes on 2 c
 
 classification-train-0.5b:  ## LoRA label-word tuning of Qwen2.5-0.5B
 	$(PY) -m finetune.train --model qwen2.5-0.5b
+
+classification-calibrate:  ## refit an adapter's val Platt calibration: make classification-calibrate MODEL=minilm
+	$(PY) -m finetune.calibrate --model $(or $(MODEL),qwen2.5-1.5b)
 
 classification-bench:  ## abstracts/s at several batch sizes (first 64 val abstracts)
 	$(PY) -m eval.bench_classifier --model minilm

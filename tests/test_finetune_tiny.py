@@ -129,8 +129,22 @@ def test_bert_head_and_adapter_reload_identically(bert_cfg):
     cfg = load_model_config(bert_cfg)
     texts = [t for t, _ in TEXTS]
     a = EncoderClassifier(cfg, resolve_base_path(cfg)).predict_proba(texts)
-    b = registry.get_classifier(bert_cfg, "finetuned").predict_proba(texts)
+    b = registry.get_classifier(bert_cfg, "finetuned").predict_proba(texts, calibrated=False)
     np.testing.assert_allclose(a, b, atol=1e-6)  # head restored, not re-initialised at random
+
+
+def test_training_fits_a_val_calibration_that_inference_applies(qwen_cfg):
+    from tools.classifier.calibration import Calibration
+
+    calibration = Calibration.load(load_model_config(qwen_cfg).adapter_path())
+    assert calibration is not None and calibration.fitted_on == "val"
+    assert calibration.n == len(EXAMPLES)
+    tuned = registry.get_classifier(qwen_cfg, "finetuned")
+    texts = [t for t, _ in TEXTS]
+    raw = tuned.predict_proba(texts, calibrated=False)
+    np.testing.assert_allclose(tuned.predict_proba(texts), calibration.apply(raw), atol=1e-9)
+    assert tuned.info.calibration and "val n=8" in tuned.info.calibration
+    assert registry.get_classifier(qwen_cfg, "baseline").info.calibration is None
 
 
 def test_bert_similarity_baseline(bert_cfg):
@@ -177,3 +191,19 @@ def test_compare_report_on_tiny_models(qwen_cfg, bert_cfg, tmp_path, monkeypatch
     empty = compare.run([bert_cfg], "test", tmp_path / "empty", refresh=False, n_boot=50,
                         cached_only=True)
     assert "no cached predictions" in empty["models"]["tiny-bert"]["skipped"]["finetuned"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="QLoRA needs CUDA (bitsandbytes 4-bit)")
+def test_qlora_trains_a_4bit_tiny_qwen_on_cuda(tmp_path, tiny_qwen_dir):
+    """The CUDA path: 4-bit NF4 base, bf16 LoRA on top; runs whenever a GPU is present."""
+    cfg = _write_cfg(
+        tmp_path, name="tiny-qwen-qlora", kind="causal-lm-label-words", path=str(tiny_qwen_dir),
+        adapter=str(tmp_path / "adapter"), max_length=64, batch_size=4,
+        lora={"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]},
+        train={"batch_size": 4, "lr": 0.05, "eval_every": 2, "patience": 5, "max_steps": 2,
+               "qlora": True},
+    )
+    summary = _train_in(tmp_path, cfg)
+    assert summary["steps"] == 2 and np.isfinite(summary["best_val_loss"])
+    p = registry.get_classifier(cfg, "finetuned").predict_proba([t for t, _ in TEXTS])
+    assert np.isfinite(p).all()

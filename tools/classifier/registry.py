@@ -1,8 +1,9 @@
 """One entry point for every classifier: `get_classifier(model, variant)` -> P(Cancer) scorer.
 
 Models load once per process (lru_cache on model + variant), never at import time.
-Variants: "finetuned" (the trained adapter / fitted model) and "baseline" (the same base
-model zero-shot). The classical references have one model each: tfidf-logreg's baseline is
+Variants: "finetuned" (the trained adapter / fitted model, Platt-calibrated on val when the
+adapter folder holds a `calibration.json`) and "baseline" (the same base model zero-shot,
+never calibrated: zero-shot means no labelled data). The classical references have one model each: tfidf-logreg's baseline is
 the same fitted model, keyword-rule has nothing to train, so both variants are the rule.
 """
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from configs.settings import ModelConfig, load_model_config
 from graph.schema import ModelInfo
+from tools.classifier.calibration import Calibration
 
 Variant = Literal["finetuned", "baseline"]
 VARIANTS: tuple[Variant, ...] = ("finetuned", "baseline")
@@ -38,13 +40,19 @@ class LoadedClassifier:
     info: ModelInfo
     scorer: Any
     config: ModelConfig
+    calibration: Calibration | None = None
 
-    def predict_proba(self, texts: list[str], prompt: str = "default") -> np.ndarray:
+    def predict_proba(self, texts: list[str], prompt: str = "default",
+                      calibrated: bool = True) -> np.ndarray:
+        """P(Cancer) per text; `calibrated=False` gives the model's raw softmax."""
         if isinstance(texts, str):
             raise TypeError("predict_proba takes a list of texts, not one string")
         if not texts:
             return np.zeros(0, dtype=np.float64)
-        return np.asarray(self.scorer.predict_proba(list(texts), prompt), dtype=np.float64)
+        p = np.asarray(self.scorer.predict_proba(list(texts), prompt), dtype=np.float64)
+        if calibrated and self.calibration is not None:
+            p = self.calibration.apply(p)
+        return p
 
 
 def _build(cfg: ModelConfig, variant: Variant) -> tuple[Any, str | None]:
@@ -89,6 +97,10 @@ def get_classifier(model: str, variant: Variant = "finetuned") -> Classifier:
     scorer, version = _build(cfg, variant)
     if variant == "baseline" and cfg.kind not in SINGLE_VARIANT_KINDS:
         version = None
+    calibration = None
+    if variant == "finetuned" and cfg.kind not in SINGLE_VARIANT_KINDS:
+        calibration = Calibration.load(cfg.adapter_path())
     info = ModelInfo(name=cfg.name if variant == "finetuned" else f"{cfg.name}:baseline",
-                     kind=cfg.kind, adapter_version=version)
-    return LoadedClassifier(info, scorer, cfg)
+                     kind=cfg.kind, adapter_version=version,
+                     calibration=calibration.describe() if calibration else None)
+    return LoadedClassifier(info, scorer, cfg, calibration)

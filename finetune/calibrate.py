@@ -1,0 +1,47 @@
+"""Fit (or refit) an adapter's Platt calibration on the val split.
+
+    python -m finetune.calibrate --model minilm
+
+Training fits it already from the val scores of the best checkpoint; this command does it
+for an adapter trained before that, or after the split changed. Val predictions are cached
+under reports/classification/predictions/ like the test ones, so a refit is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from configs.settings import ConfigError, load_model_config
+from eval.compare import REPORT_DIR, predict
+from tools.classifier.calibration import Calibration, fit_platt
+from tools.classifier.registry import SINGLE_VARIANT_KINDS
+
+
+def calibrate(model: str, refresh: bool = False) -> Calibration:
+    cfg = load_model_config(model)
+    if cfg.kind in SINGLE_VARIANT_KINDS or cfg.adapter_path() is None:
+        raise ValueError(f"{cfg.name} ({cfg.kind}) has no LoRA adapter to calibrate")
+    got = predict(model, "finetuned", "val", REPORT_DIR, refresh)
+    calibration = fit_platt(got["y"], got.get("p_raw", got["p"]), fitted_on="val")
+    calibration.save(cfg.adapter_path())
+    return calibration
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="qwen2.5-1.5b")
+    parser.add_argument("--refresh", action="store_true", help="re-run the model on val")
+    args = parser.parse_args(argv)
+    try:
+        calibration = calibrate(args.model, args.refresh)
+    except (ConfigError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(calibration.__dict__))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
