@@ -81,8 +81,9 @@ def test_overlapping_routes_merge_by_priority_then_length():
         Span(5, 13, "MESH:D001943", "model"),
         Span(30, 40, LUNG, "llm"),
     ]
-    assert merge(spans) == [Span(5, 13, "MESH:D001943", "model"), Span(30, 40, LUNG, "llm")]
-    assert merge(spans[:2]) == [spans[1]]
+    assert merge(spans) == [spans[1], Span(30, 40, LUNG, "llm")]  # dictionary, then longer
+    assert merge(spans[2:]) == spans[2:]  # a model span where the dictionary found nothing
+    assert merge(spans, priority=("model", "dictionary")) == [spans[2], spans[3]]
 
 
 def test_offsets_index_the_original_text_through_html_unicode_and_spacing(vocab):
@@ -161,3 +162,35 @@ def test_missing_adapter_skips_the_model_route_loudly(vocab, monkeypatch, tmp_pa
     assert [m.source for m in mentions] == ["dictionary"]
     assert "model route skipped" in caplog.text
     assert [i.kind for i in diseases.model_info()] == ["disease-dictionary"]
+
+
+def test_cancers_are_listed_under_their_organ_site(vocab):
+    from tools.diseases.vocab import cancer_site
+
+    nsclc = vocab.concepts["MESH:D002289"]
+    assert nsclc.readable == "Non Small Cell Lung Carcinoma" and nsclc.site == "Lung Cancer"
+    assert vocab.concepts[LUNG].site == "Lung Cancer"
+    assert vocab.concepts["MESH:D008545"].site is None  # melanoma: filed by histology only
+    assert cancer_site(["C14.280"], {"C14.280": "Heart Cancer"}) is None  # not under C04.588
+    mentions = dict_only("Non-small cell lung cancer (NSCLC) and asthma",
+                         "Most NSCLC patients smoked; lung cancer screening helps.")
+    assert {m.name for m in mentions if m.text == "NSCLC"} == {"Non Small Cell Lung Carcinoma"}
+    assert disease_names(mentions) == ["Lung Cancer", "Asthma"]
+
+
+def test_a_short_form_defined_in_the_plural_is_known_in_the_singular(vocab):
+    abstract = ("Options are immune checkpoint inhibitors (CPIs). Patients progressed "
+                "after chemotherapy and CPI. Two NSCLCs, i.e. non-small cell lung cancers (NSCLCs), "
+                "and one NSCLC relapsed.")
+    mentions = dict_only("", abstract)
+    assert "CPI" not in {m.text for m in mentions}  # not "Cleft Palate, Isolated, ..."
+    assert [m.text for m in mentions].count("NSCLC") == 1
+
+
+def test_modifiers_the_corpora_annotate_join_the_mention(vocab):
+    """Learnt from the train sets against MEDIC names alone (see vocab._learn_extensions)."""
+    assert {"renal", "hereditary", "sporadic"} <= vocab.extend_left
+    assert "of" not in vocab.extend_left | vocab.extend_right
+    mentions = dict_only("", "Two patients had renal hamartomas and a VHL tumor; "
+                             "sporadic breast cancer was rarer.")
+    assert [m.text for m in mentions] == ["renal hamartomas", "VHL tumor", "sporadic breast cancer"]

@@ -60,7 +60,7 @@ def _to_mentions(doc: Preprocessed, spans: list[Span], vocab: Vocabulary) -> lis
         out.append(DiseaseMention(
             text=clean.original[o_start:o_end], start=o_start, end=o_end, field=field,
             concept_id=concept.concept_id, name=concept.readable,
-            is_cancer=concept.is_cancer, source=s.source,
+            is_cancer=concept.is_cancer, site=concept.site, source=s.source,
         ))
     return out
 
@@ -126,12 +126,11 @@ def extract_diseases(
 
 
 def disease_names(mentions: list[DiseaseMention]) -> list[str]:
-    """`extracted_diseases`: one readable name per concept, in order of first mention."""
+    """`extracted_diseases`: readable names in order of first mention, a cancer under its
+    organ-level name ("NSCLC" -> "Lung Cancer"), each name once; the mentions keep the
+    precise concept."""
     ordered = sorted(mentions, key=lambda m: (m.field != "title", m.start))
-    seen: dict[str, str] = {}
-    for m in ordered:
-        seen.setdefault(m.concept_id, m.name)
-    return list(seen.values())
+    return list(dict.fromkeys(m.site or m.name for m in ordered))
 
 
 def model_info(routes: Sequence[str] = ("dictionary", "model")) -> list[ModelInfo]:

@@ -10,15 +10,20 @@ from tools.diseases.vocab import FUNCTION_WORDS, Vocabulary, bag_key, key_of, to
 # what may separate two tokens inside one name: spacing, a hyphen, a possessive
 _GAP = re.compile(r"(?:['’]s?)?[ \-]{0,2}")
 _MAX_BAG = 6
+_MAX_EXTENSION = 3  # learnt modifier words taken into a match on each side
+
+
+def joinable_gaps(text: str, toks: list[tuple[str, int, int]]) -> list[bool]:
+    """Per adjacent token pair: may the two sit inside one name (only spacing/hyphen between)?"""
+    return [_GAP.fullmatch(text[toks[i][2] : toks[i + 1][1]]) is not None
+            for i in range(len(toks) - 1)]
 
 
 def match_text(vocab: Vocabulary, text: str) -> list[tuple[str, int, int, str]]:
     """(key, start, end, concept_id) of every dictionary match, leftmost-longest, no overlaps."""
     toks = tokens(text)
     n = len(toks)
-    joinable = [
-        _GAP.fullmatch(text[toks[i][2] : toks[i + 1][1]]) is not None for i in range(n - 1)
-    ]
+    joinable = joinable_gaps(text, toks)
     out = []
     i = 0
     while i < n:
@@ -46,11 +51,19 @@ def match_text(vocab: Vocabulary, text: str) -> list[tuple[str, int, int, str]]:
                 if b in vocab.bag and (best is None or j > best[1]):
                     best = (b, j, vocab.bag[b])
         if best is not None and _allowed(vocab, best[0], text, toks[i][1], toks[best[1]][2]):
-            start = _coordinated_start(vocab, text, toks[i][1], best[0])
+            lo, hi = i, best[1]
+            while (i - lo < _MAX_EXTENSION and lo > 0 and joinable[lo - 1]
+                   and toks[lo - 1][0] in vocab.extend_left
+                   and not (out and toks[lo - 1][1] < out[-1][2])):
+                lo -= 1
+            while (hi - best[1] < _MAX_EXTENSION and hi + 1 < n and joinable[hi]
+                   and toks[hi + 1][0] in vocab.extend_right):
+                hi += 1
+            start = toks[lo][1] if lo < i else _coordinated_start(vocab, text, toks[i][1], best[0])
             if out and start < out[-1][2]:
                 start = toks[i][1]
-            out.append((best[0], start, toks[best[1]][2], best[2]))
-            i = best[1] + 1
+            out.append((best[0], start, toks[hi][2], best[2]))
+            i = hi + 1
         else:
             i += 1
     return out

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from tools.diseases.abbrev import find_abbreviations
 from tools.diseases.vocab import Vocabulary
 
-ROUTE_PRIORITY = ("model", "dictionary", "llm")
+ROUTE_PRIORITY = ("dictionary", "model", "llm")
 
 
 @dataclass(frozen=True)
@@ -26,9 +26,10 @@ def _overlaps(a: Span, b: Span) -> bool:
 def merge(candidates: list[Span], priority: tuple[str, ...] = ROUTE_PRIORITY) -> list[Span]:
     """Union of the routes; where spans overlap, one survives.
 
-    Rule: the route earlier in `priority` wins (the model learnt the annotation
-    boundaries; the dictionary only knows names), and within a route the longer span
-    wins (nested names: "breast cancer" inside "hereditary breast cancer").
+    Rule: the route earlier in `priority` wins, and within a route the longer span wins
+    (nested names: "breast cancer" inside "hereditary breast cancer"). The dictionary
+    comes first: measured on the dev sets with the MiniLM NER adapter, dictionary-first
+    scored exact F1 0.747 (NCBI) / 0.778 (BC5CDR) against 0.656 / 0.683 model-first.
     """
     rank = {r: i for i, r in enumerate(priority)}
     ordered = sorted(
@@ -40,6 +41,12 @@ def merge(candidates: list[Span], priority: tuple[str, ...] = ROUTE_PRIORITY) ->
         if not any(_overlaps(span, k) for k in kept):
             kept.append(span)
     return sorted(kept, key=lambda s: s.start)
+
+
+def _short_form(short: str) -> str:
+    """A short form and its plural or singular: "CPIs" defined, "CPI" used later."""
+    base = short[:-1] if len(short) > 2 and short.endswith("s") and short[-2].isupper() else short
+    return rf"(?<![A-Za-z0-9]){re.escape(base)}s?(?![A-Za-z0-9])"
 
 
 def propagate_abbreviations(spans: list[Span], text: str, vocab: Vocabulary) -> list[Span]:
@@ -57,10 +64,7 @@ def propagate_abbreviations(spans: list[Span], text: str, vocab: Vocabulary) -> 
              and s.start >= ab.long_start - 1),
             None,
         ) or vocab.lookup(text[ab.long_start : ab.long_end])
-        occurrences = [
-            (m.start(), m.end())
-            for m in re.finditer(rf"(?<![A-Za-z0-9]){re.escape(ab.short)}(?![A-Za-z0-9])", text)
-        ]
+        occurrences = [(m.start(), m.end()) for m in re.finditer(_short_form(ab.short), text)]
         if concept is None:
             result = [s for s in result if (s.start, s.end) not in occurrences]
             continue

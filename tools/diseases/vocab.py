@@ -77,6 +77,7 @@ class Concept:
     readable: str  # the name we show (see readable_name)
     is_cancer: bool
     synonyms: list[str] = field(default_factory=list)
+    site: str | None = None  # organ-level cancer a neoplasm files under (see cancer_site)
 
 
 def is_cancer_tree(tree_numbers: list[str]) -> bool:
@@ -108,6 +109,26 @@ def readable_name(name: str, synonyms: list[str]) -> str:
     return name
 
 
+def cancer_site(trees: list[str], readable_at: dict[str, str]) -> str | None:
+    """The organ-level cancer name of a neoplasm ("NSCLC" -> "Lung Cancer").
+
+    Rule: follow the concept's tree numbers under C04.588 (Neoplasms by Site), from the
+    concept itself upwards, and take the first heading whose readable name is an
+    "... Cancer" ("Carcinoma, Non-Small-Cell Lung" -> "Bronchial Neoplasms" (no cancer
+    synonym) -> "Lung Neoplasms" = "Lung Cancer"). Neoplasms filed only by histology
+    (melanoma, glioblastoma, leukaemias) have no site.
+    """
+    for tree in trees:
+        if not tree.startswith("C04.588."):
+            continue
+        parts = tree.split(".")
+        for depth in range(len(parts), 2, -1):
+            name = readable_at.get(".".join(parts[:depth]))
+            if name and name.endswith(" Cancer"):
+                return name
+    return None
+
+
 @dataclass
 class Vocabulary:
     concepts: dict[str, Concept]
@@ -118,6 +139,9 @@ class Vocabulary:
     case_sensitive: set[str]  # keys that only match when the text token is upper-case
     stopped: set[str]  # ambiguous keys never matched by the dictionary route
     max_len: int
+    # words the train annotators take into a mention next to a name ("renal" hamartomas)
+    extend_left: set[str] = field(default_factory=set)
+    extend_right: set[str] = field(default_factory=set)
 
     def canonical(self, concept_id: str) -> str:
         return canonical_id(concept_id, self.concepts, self.alt_ids)
@@ -149,6 +173,7 @@ _CORPUS_TRAIN = ("ncbi_disease/NCBItrainset_corpus.txt", "bc5cdr/CDR_TrainingSet
 def _parse_medic(path: Path) -> tuple[dict[str, Concept], dict[str, str]]:
     concepts: dict[str, Concept] = {}
     alt_ids: dict[str, str] = {}
+    trees_of: dict[str, list[str]] = {}
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         for line in fh:
             if line.startswith("#") or not line.strip():
@@ -156,13 +181,18 @@ def _parse_medic(path: Path) -> tuple[dict[str, Concept], dict[str, str]]:
             cols = line.rstrip("\n").split("\t")
             name, cid, alts, trees, syns = cols[0], cols[1], cols[2], cols[5], cols[7]
             synonyms = [s for s in syns.split("|") if s]
+            trees_of[cid] = [t for t in trees.split("|") if t]
             concepts[cid] = Concept(
                 concept_id=cid, name=name, readable=readable_name(name, synonyms),
-                is_cancer=is_cancer_tree([t for t in trees.split("|") if t]), synonyms=synonyms,
+                is_cancer=is_cancer_tree(trees_of[cid]), synonyms=synonyms,
             )
             for alt in alts.split("|"):
                 if alt.startswith(("MESH:", "OMIM:")):
                     alt_ids.setdefault(alt, cid)
+    readable_at = {t: concepts[cid].readable for cid, ts in trees_of.items() for t in ts}
+    for cid, concept in concepts.items():
+        if concept.is_cancer:
+            concept.site = cancer_site(trees_of[cid], readable_at)
     return concepts, alt_ids
 
 
@@ -196,9 +226,13 @@ def build(data: Path) -> Vocabulary:
             if len(words) >= 2 and words[-1] == "neoplasm":
                 for head in ("tumor", "cancer", "carcinoma"):
                     candidates[" ".join([*words[:-1], head])][cid] += 0.5
+    # Modifier words are learnt against MEDIC names alone: with the train mentions in the
+    # lexicon, every train phrase would already match whole and nothing would be learnt.
+    docs = [d for f in _CORPUS_TRAIN if (data / f).exists() for d in read_pubtator(data / f)]
+    extend_left, extend_right = _learn_extensions(
+        _index(concepts, alt_ids, candidates, upper_only), docs)
     # Training annotations: corpus spellings ("G6PD deficiency") and the concept annotators
     # chose for ambiguous strings outrank vocabulary ties.
-    docs = [d for f in _CORPUS_TRAIN if (data / f).exists() for d in read_pubtator(data / f)]
     for doc in docs:
         for m in doc.mentions:
             ids = [i for i in re.split(r"[|+]", m.concept) if i.strip() and i.strip() != "-1"]
@@ -206,6 +240,15 @@ def build(data: Path) -> Vocabulary:
                 cid = canonical_id(ids[-1], concepts, alt_ids)
                 if cid in concepts:
                     add(m.text, cid, 10)
+    vocab = _index(concepts, alt_ids, candidates, upper_only)
+    vocab.stopped = _learn_stoplist(vocab, docs)
+    vocab.extend_left, vocab.extend_right = extend_left, extend_right
+    return vocab
+
+
+def _index(concepts: dict[str, Concept], alt_ids: dict[str, str],
+           candidates: dict[str, Counter[str]], upper_only: dict[str, bool]) -> Vocabulary:
+    """The lookup structures over the evidence gathered so far (best-supported concept per key)."""
     exact = {k: c.most_common(1)[0][0] for k, c in candidates.items()}
     bag: dict[str, str] = {}
     for k, cid in exact.items():
@@ -213,13 +256,11 @@ def build(data: Path) -> Vocabulary:
         if b and b not in exact:
             bag.setdefault(b, cid)
     prefixes = {" ".join(k.split()[:i]) for k in exact for i in range(1, len(k.split()) + 1)}
-    vocab = Vocabulary(
+    return Vocabulary(
         concepts=concepts, alt_ids=alt_ids, exact=exact, bag=bag, prefixes=prefixes,
         case_sensitive={k for k, up in upper_only.items() if up}, stopped=set(),
         max_len=max(len(k.split()) for k in exact),
     )
-    vocab.stopped = _learn_stoplist(vocab, docs)
-    return vocab
 
 
 def _learn_stoplist(vocab: Vocabulary, docs: list) -> set[str]:
@@ -245,6 +286,46 @@ def _learn_stoplist(vocab: Vocabulary, docs: list) -> set[str]:
         if (n >= (2 if " " not in k else 3) and good[k] / n < 0.3)
         or (len(k) <= 2 and good[k] / n < 0.5)  # two-letter short forms: a stricter bar
     }
+
+
+def _learn_extensions(vocab: Vocabulary, docs: list) -> tuple[set[str], set[str]]:
+    """Words that belong to the mention when they touch a dictionary match.
+
+    MEDIC names the disease ("hamartoma", "von Hippel-Lindau disease"); the corpora
+    annotate the whole phrase ("renal hamartomas", "type IID von Willebrand disease",
+    "VHL tumor"). A word directly before (after) a match in the train texts, joined to it
+    by a space or hyphen, that the gold mention covering the match includes at least half
+    of its >= 3 occurrences, extends matches on that side. Function words never do.
+    """
+    from tools.diseases.dictionary import joinable_gaps, match_text  # local: imports vocab
+
+    seen: dict[str, Counter[str]] = {"left": Counter(), "right": Counter()}
+    kept: dict[str, Counter[str]] = {"left": Counter(), "right": Counter()}
+    for doc in docs:
+        toks = tokens(doc.text)
+        joinable = joinable_gaps(doc.text, toks)
+        first = {s: k for k, (_, s, _) in enumerate(toks)}
+        last = {e: k for k, (_, _, e) in enumerate(toks)}
+        for _, start, end, _ in match_text(vocab, doc.text):
+            k0, k1 = first.get(start), last.get(end)
+            if k0 is None or k1 is None:
+                continue
+            covering = [(gs, ge) for gs, ge in ((m.start, m.end) for m in doc.mentions)
+                        if gs <= start and end <= ge]
+            if k0 > 0 and joinable[k0 - 1]:
+                word, w_start, _ = toks[k0 - 1]
+                seen["left"][word] += 1
+                kept["left"][word] += any(gs <= w_start for gs, _ in covering)
+            if k1 + 1 < len(toks) and joinable[k1]:
+                word, _, w_end = toks[k1 + 1]
+                seen["right"][word] += 1
+                kept["right"][word] += any(w_end <= ge for _, ge in covering)
+    learnt = tuple(
+        {w for w, n in seen[side].items()
+         if n >= 5 and kept[side][w] / n >= 0.6 and w not in FUNCTION_WORDS | {"and", "or"}}
+        for side in ("left", "right")
+    )
+    return learnt[0], learnt[1]
 
 
 def _fingerprint(paths: list[Path]) -> str:
