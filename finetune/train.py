@@ -276,12 +276,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="qwen2.5-1.5b")
     parser.add_argument("--resume", action="store_true", help="continue from checkpoints/<model>")
     parser.add_argument("--max-steps", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=None, help="override the model's train.lr")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="adapter folder (default: the model's `adapter`); keeps a trial "
+                             "run from replacing the committed adapter")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     cfg = load_model_config(args.model)
-    if args.max_steps:
-        train_cfg = cfg.train.model_copy(update={"max_steps": args.max_steps})
-        cfg = cfg.model_copy(update={"train": train_cfg})
+    overrides = {k: v for k, v in (("max_steps", args.max_steps), ("lr", args.lr)) if v}
+    if overrides:
+        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update=overrides)})
     if cfg.kind == "keyword-rule":
         print(f"{cfg.name} is a fixed rule: there is nothing to train", file=sys.stderr)
         return 2
@@ -289,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = fit_classical(cfg)
         print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
         return 0
-    summary = train(cfg, resume=args.resume)
+    summary = train(cfg, resume=args.resume, out_dir=args.output)
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
     return 0
 

@@ -207,3 +207,17 @@ def test_qlora_trains_a_4bit_tiny_qwen_on_cuda(tmp_path, tiny_qwen_dir):
     assert summary["steps"] == 2 and np.isfinite(summary["best_val_loss"])
     p = registry.get_classifier(cfg, "finetuned").predict_proba([t for t, _ in TEXTS])
     assert np.isfinite(p).all()
+
+
+def test_cli_overrides_write_a_trial_adapter_elsewhere(qwen_cfg, tmp_path, monkeypatch):
+    from finetune import train as train_module
+
+    monkeypatch.chdir(tmp_path)  # checkpoints/ lands here
+    monkeypatch.setattr(train_module, "load_split", lambda split: EXAMPLES)
+    out = tmp_path / "trial"
+    assert train_module.main(["--model", qwen_cfg, "--lr", "0.01", "--max-steps", "1",
+                              "--output", str(out)]) == 0
+    card = json.loads((out / "training.json").read_text())
+    assert card["train"]["lr"] == 0.01 and card["steps"] == 1
+    committed = load_model_config(qwen_cfg).adapter_path()
+    assert json.loads((committed / "training.json").read_text())["train"]["lr"] == 0.05
