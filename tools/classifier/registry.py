@@ -3,8 +3,9 @@
 Models load once per process (lru_cache on model + variant), never at import time.
 Variants: "finetuned" (the trained adapter / fitted model, Platt-calibrated on val when the
 adapter folder holds a `calibration.json`) and "baseline" (the same base model zero-shot,
-never calibrated: zero-shot means no labelled data). The classical references have one model each: tfidf-logreg's baseline is
-the same fitted model, keyword-rule has nothing to train, so both variants are the rule.
+never calibrated: zero-shot means no labelled data). The classical references have one
+model each: tfidf-logreg's baseline is the same fitted model, keyword-rule has nothing to
+train, so both variants are the rule.
 """
 
 from __future__ import annotations
