@@ -30,7 +30,10 @@ run:  ## the main job on the embedded example input
 
 include $(wildcard make/*.mk)
 
-.PHONY: verifier-report reports readme
+.PHONY: verifier-tune verifier-report reports readme
+verifier-tune:  ## choose the verifier's threshold and ladder on the val split -> reports/verifier/tuning.*
+	$(PY) -m eval.verifier_tuning --split val
+
 verifier-report:  ## the whole graph on the test split: re-query rate and its effect on accuracy
 	$(PY) -m eval.verifier_effect --sample 80  # a seeded 80 of the 200 test abstracts (the 1.5B runs ~0.3 abstracts/s here)
 

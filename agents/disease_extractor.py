@@ -13,7 +13,9 @@ from tools.preprocess import Preprocessed
 def extract_diseases_node(state: OncoState, config: RunnableConfig) -> dict:
     settings = settings_for(config)
     doc = Preprocessed.model_validate(state["doc"])
-    mentions = extract_diseases(doc, routes=settings.diseases.routes)
+    mentions = extract_diseases(
+        doc, routes=settings.diseases.routes, rule=settings.diseases.merge_rule()
+    )
     return {
         "mentions": [m.model_dump() for m in mentions],
         "diseases": disease_names(mentions),

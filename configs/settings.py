@@ -5,13 +5,17 @@ Precedence (last wins): configs/default.yaml < --config FILE < ONCOGRAPH_* env v
 
 from __future__ import annotations
 
+import json
 import os
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+if TYPE_CHECKING:
+    from tools.diseases.spans import MergeRule
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = Path(__file__).resolve().parent
@@ -71,6 +75,15 @@ class ModelConfig(_Strict):
         path = Path(self.adapter)
         return path if path.is_absolute() else PROJECT_ROOT / path
 
+    def adapter_version(self) -> str | None:
+        """The version its training recorded (training.json; meta.json for the classical
+        models), which predictions carry and cached predictions are checked against."""
+        folder = self.adapter_path()
+        for name in ("training.json", "meta.json"):
+            if folder is not None and (folder / name).exists():
+                return json.loads((folder / name).read_text()).get("version")
+        return None
+
 
 class ClassifierSettings(_Strict):
     model: str = "qwen2.5-1.5b"
@@ -102,6 +115,18 @@ class DiseaseSettings(_Strict):
         default_factory=lambda: ["dictionary"]
     )
     llm_model: str = "qwen2.5-0.5b"
+    # how the routes combine when the model route runs (tools/diseases/spans.MergeRule)
+    merge_priority: list[Literal["dictionary", "model", "llm"]] = Field(
+        default_factory=lambda: ["dictionary", "model", "llm"]
+    )
+    min_model_score: float = Field(0.0, ge=0.0, le=1.0)
+    min_dictionary_support: float = Field(0.0, ge=0.0, le=1.0)
+
+    def merge_rule(self) -> MergeRule:
+        from tools.diseases.spans import MergeRule  # local: tools import configs
+
+        return MergeRule(tuple(self.merge_priority), self.min_model_score,
+                         self.min_dictionary_support)
 
 
 class CitationSettings(_Strict):

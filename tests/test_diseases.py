@@ -8,8 +8,8 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from tools.diseases import disease_names, extract_batch, extract_diseases
 from tools.diseases.abbrev import find_abbreviations
 from tools.diseases.llm import ground
-from tools.diseases.ner import decode
-from tools.diseases.spans import Span, merge
+from tools.diseases.ner import TokenScores, decode
+from tools.diseases.spans import MergeRule, Span, admit, merge
 from tools.diseases.vocab import is_cancer_tree, key_of, load_vocabulary, readable_name
 from tools.preprocess import preprocess
 
@@ -84,6 +84,27 @@ def test_overlapping_routes_merge_by_priority_then_length():
     assert merge(spans) == [spans[1], Span(30, 40, LUNG, "llm")]  # dictionary, then longer
     assert merge(spans[2:]) == spans[2:]  # a model span where the dictionary found nothing
     assert merge(spans, priority=("model", "dictionary")) == [spans[2], spans[3]]
+
+
+def test_token_scores_support_is_the_mean_over_the_span_tokens():
+    scores = TokenScores([(0, 4), (5, 11), (12, 15)], [0, 1, 2], [0.1, 0.9, 0.7])
+    assert scores.support(5, 15) == pytest.approx(0.8)
+    assert scores.support(0, 4) == pytest.approx(0.1)
+    assert scores.support(20, 30) == 0.0  # no token there: no backing
+
+
+def test_merge_rule_bars_weak_model_spans_and_unbacked_dictionary_matches():
+    death = Span(0, 5, "MESH:D003643", "dictionary")
+    cancer = Span(10, 21, LUNG, "dictionary")
+    sure, unsure = Span(30, 35, LUNG, "model", 0.95), Span(40, 45, LUNG, "model", 0.55)
+    rule = MergeRule(min_model_score=0.9, min_dictionary_support=0.2)
+    support = {(0, 5): 0.05, (10, 21): 0.97}
+    kept = admit([death, cancer, sure, unsure], rule, lambda s, e: support[(s, e)])
+    assert kept == [cancer, sure]
+    # without the model's token scores (model route off) the dictionary is not vetoed
+    assert admit([death, cancer], rule) == [death, cancer]
+    # the default rule admits everything: the plain union
+    assert admit([death, unsure], MergeRule(), lambda s, e: 0.0) == [death, unsure]
 
 
 def test_offsets_index_the_original_text_through_html_unicode_and_spacing(vocab):

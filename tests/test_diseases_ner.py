@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from finetune import train_ner
 from tools.diseases.corpus import read_pubtator
-from tools.diseases.ner import bio_labels, decode, predict_spans, windows
+from tools.diseases.ner import bio_labels, decode, predict_spans, predict_tokens, windows
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +64,10 @@ def test_train_save_reload_predict(tiny_bert_dir, tmp_path):
     spans = predict_spans(model, tokenizer, ["Lung cancer and asthma.", ""])
     assert len(spans) == 2 and spans[1] == []
     assert all(0 <= s < e <= 23 for s, e in spans[0])
+    scores = predict_tokens(model, tokenizer, ["Lung cancer and asthma."])[0]
+    assert len(scores.offsets) == len(scores.labels) == len(scores.p_disease) >= 4
+    assert all(0.0 <= p <= 1.0 for p in scores.p_disease)
+    assert decode("Lung cancer and asthma.", scores.offsets, scores.labels) == spans[0]
 
     train_ner.main([*args, "--resume"])  # resumes from the checkpoint: nothing left to do
     assert json.loads((out / "training.json").read_text())["steps"] == info["steps"]

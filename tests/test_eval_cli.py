@@ -20,3 +20,21 @@ def test_unknown_model_is_one_line_error(tmp_path, capsys):
     assert bench_classifier.main(["--model", "nope", "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.count("error: unknown model 'nope'") == 2 and "Traceback" not in err
+
+
+def test_disease_eval_and_rule_sweep_write_reports(tmp_path):
+    """The committed NER adapter on three dev abstracts per corpus: real models, real scoring."""
+    from eval import disease_rules, diseases
+
+    diseases.main(["--routes", "dictionary", "combined", "--limit", "3", "--out", str(tmp_path),
+                   "--min-model-score", "0.9", "--min-dictionary-support", "0.1"])
+    report = json.loads((tmp_path / "metrics.json").read_text())
+    assert "model spans need mean P(disease) >= 0.9" in report["rule"]
+    assert set(report["results"]["ncbi_dev"]) == {"dictionary", "combined"}
+    assert "Merge rule: priority dictionary > model" in (tmp_path / "README.md").read_text()
+
+    disease_rules.main(["--limit", "3", "--out", str(tmp_path)])
+    rules = json.loads((tmp_path / "rules.json").read_text())
+    assert len(rules["rows"]) == len(disease_rules.grid())
+    assert rules["best"]["mean_exact_f1"] == max(r["mean_exact_f1"] for r in rules["rows"])
+    assert (tmp_path / "rules.png").stat().st_size > 0 and (tmp_path / "rules.md").exists()

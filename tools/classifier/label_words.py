@@ -8,9 +8,6 @@ the two label-word logits at the answer position.
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
 import numpy as np
 import torch
 
@@ -119,7 +116,7 @@ class LabelWordClassifier:
 
             model = PeftModel.from_pretrained(model, str(adapter))
             model = model.merge_and_unload()  # plain weights: no LoRA overhead at inference
-            self.adapter_version = _adapter_version(adapter)
+            self.adapter_version = cfg.adapter_version()
         elif use_adapter and adapter is not None:
             raise FileNotFoundError(
                 f"adapter for {cfg.name} not found at {adapter}; train it with "
@@ -138,12 +135,3 @@ class LabelWordClassifier:
             return torch.softmax(logits, dim=-1)[:, 0].cpu().numpy()
 
         return score_by_length(texts, batch_size or self.cfg.batch_size, score)
-
-
-def _adapter_version(adapter: Path) -> str:
-    card = adapter / "training.json"
-    if card.exists():
-        import json
-
-        return json.loads(card.read_text()).get("version", "unversioned")
-    return time.strftime("%Y%m%d", time.gmtime(adapter.stat().st_mtime))

@@ -83,9 +83,7 @@ def _build(cfg: ModelConfig, variant: Variant) -> tuple[Any, str | None]:
 
         if variant == "baseline":
             return SimilarityClassifier(cfg, base), None
-        from tools.classifier.label_words import _adapter_version
-
-        return EncoderClassifier(cfg, base), _adapter_version(cfg.adapter_path())
+        return EncoderClassifier(cfg, base), cfg.adapter_version()
     raise ValueError(f"model {cfg.name}: unknown kind {cfg.kind}")
 
 

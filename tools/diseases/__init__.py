@@ -1,8 +1,12 @@
 """Disease extraction: spans in the original text, MEDIC concepts, readable names, cancer flags.
 
     extract_diseases(doc, routes=("dictionary", "model"))  # one Preprocessed abstract
-    extract_batch(docs, routes)                              # batches the model route
+    extract_batch(docs, routes, rule)                        # batches the model route
     disease_names(mentions)                                  # `extracted_diseases`
+
+`extract_batch` = `find_candidates` (every route's spans, the model's token scores) then
+`resolve` (the MergeRule's bars, the overlap merge, abbreviation propagation), split so
+that `eval.diseases --sweep` runs the models once and tries many rules.
 
 Every route runs on the cleaned text (title + "\\n" + abstract) and every span is mapped
 back to the ORIGINAL field through `CleanField.to_original`, so HTML, odd spacing and
@@ -13,17 +17,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from graph.schema import DiseaseMention, ModelInfo
 from tools.diseases.dictionary import dictionary_spans
-from tools.diseases.spans import Span, merge, propagate_abbreviations
+from tools.diseases.spans import (
+    DEFAULT_RULE,
+    MergeRule,
+    Span,
+    admit,
+    merge,
+    propagate_abbreviations,
+)
 from tools.diseases.vocab import Vocabulary, load_vocabulary
 from tools.preprocess import Preprocessed
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
+
+    from tools.diseases.ner import TokenScores
 
 log = logging.getLogger(__name__)
 ROUTES = ("dictionary", "model", "llm")
@@ -65,12 +79,22 @@ def _to_mentions(doc: Preprocessed, spans: list[Span], vocab: Vocabulary) -> lis
     return out
 
 
-def extract_batch(
+@dataclass
+class Candidates:
+    """One document's unmerged spans from every route that ran."""
+
+    doc: Preprocessed
+    text: str  # title + SEPARATOR + abstract, cleaned: the spans index this
+    spans: list[Span]
+    scores: TokenScores | None = None  # the model route's, when it ran
+
+
+def find_candidates(
     docs: list[Preprocessed],
     routes: Sequence[str] = ("dictionary", "model"),
     chat_model: BaseChatModel | None = None,
-) -> list[list[DiseaseMention]]:
-    """Mentions per document; the model route runs as one batch over all documents.
+) -> list[Candidates]:
+    """Every route's spans per document; the model route runs as one batch.
 
     `chat_model` serves the "llm" route (default: local Qwen2.5-0.5B, loaded lazily).
     """
@@ -79,29 +103,45 @@ def extract_batch(
     if bad:
         raise TypeError(f"expected Preprocessed documents (use tools.preprocess), got {bad[0]}")
     vocab = load_vocabulary()
-    texts = [joined_text(d) for d in docs]
-    candidates: list[list[Span]] = [[] for _ in docs]
+    found = [Candidates(d, joined_text(d), []) for d in docs]
     if "dictionary" in routes:
-        for i, text in enumerate(texts):
-            candidates[i].extend(dictionary_spans(vocab, text))
+        for c in found:
+            c.spans.extend(dictionary_spans(vocab, c.text))
     if "model" in routes and not adapter_available():
         _warn_no_adapter()
         routes = tuple(r for r in routes if r != "model")
     if "model" in routes:
-        from tools.diseases.model import model_spans
+        from tools.diseases.model import model_route
 
-        for i, spans in enumerate(model_spans(texts, vocab)):
-            candidates[i].extend(spans)
+        for c, (spans, scores) in zip(found, model_route([c.text for c in found], vocab),
+                                      strict=True):
+            c.spans.extend(spans)
+            c.scores = scores
     if "llm" in routes:
         from tools.diseases.llm import llm_spans
 
-        for i, text in enumerate(texts):
-            candidates[i].extend(llm_spans(text, vocab, chat_model))
-    results = []
-    for doc, text, spans in zip(docs, texts, candidates, strict=True):
-        merged = propagate_abbreviations(merge(spans), text, vocab)
-        results.append(_to_mentions(doc, merged, vocab))
-    return results
+        for c in found:
+            c.spans.extend(llm_spans(c.text, vocab, chat_model))
+    return found
+
+
+def resolve(candidates: Candidates, rule: MergeRule = DEFAULT_RULE) -> list[DiseaseMention]:
+    """The mentions that survive the rule's bars and the overlap merge, in original offsets."""
+    vocab = load_vocabulary()
+    support = candidates.scores.support if candidates.scores is not None else None
+    kept = merge(admit(candidates.spans, rule, support), rule.priority)
+    return _to_mentions(candidates.doc, propagate_abbreviations(kept, candidates.text, vocab),
+                        vocab)
+
+
+def extract_batch(
+    docs: list[Preprocessed],
+    routes: Sequence[str] = ("dictionary", "model"),
+    chat_model: BaseChatModel | None = None,
+    rule: MergeRule = DEFAULT_RULE,
+) -> list[list[DiseaseMention]]:
+    """Mentions per document (see `find_candidates` and `resolve`)."""
+    return [resolve(c, rule) for c in find_candidates(docs, routes, chat_model)]
 
 
 def adapter_available() -> bool:
@@ -121,8 +161,9 @@ def extract_diseases(
     doc: Preprocessed,
     routes: Sequence[str] = ("dictionary", "model"),
     chat_model: BaseChatModel | None = None,
+    rule: MergeRule = DEFAULT_RULE,
 ) -> list[DiseaseMention]:
-    return extract_batch([doc], routes, chat_model)[0]
+    return extract_batch([doc], routes, chat_model, rule)[0]
 
 
 def disease_names(mentions: list[DiseaseMention]) -> list[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from configs.settings import PROJECT_ROOT
-from tools.diseases.ner import predict_spans
+from tools.diseases.ner import TokenScores, decode, predict_tokens
 from tools.diseases.normalise import normalise
 from tools.diseases.spans import Span
 from tools.diseases.vocab import Vocabulary
@@ -39,18 +39,20 @@ def load_ner(adapter_dir: str = str(ADAPTER_DIR), base_dir: str | None = None):
     return model, AutoTokenizer.from_pretrained(base)
 
 
-def model_spans(texts: list[str], vocab: Vocabulary, batch_size: int = 16) -> list[list[Span]]:
-    """Predicted disease spans per text, each normalised to a MEDIC concept (else dropped)."""
+def model_route(texts: list[str], vocab: Vocabulary,
+                batch_size: int = 16) -> list[tuple[list[Span], TokenScores]]:
+    """Per text: predicted disease spans, each normalised to a MEDIC concept (else dropped)
+    and scored by its mean P(disease), plus the token scores (to weigh other routes' spans)."""
     model, tokenizer = load_ner()
     bf16 = torch.backends.mkldnn.is_available()
     out = []
-    for text, spans in zip(
-        texts, predict_spans(model, tokenizer, texts, batch_size, autocast=bf16), strict=True
+    for text, scores in zip(
+        texts, predict_tokens(model, tokenizer, texts, batch_size, autocast=bf16), strict=True
     ):
         found = []
-        for s, e in spans:
+        for s, e in decode(text, scores.offsets, scores.labels):
             cid = normalise(vocab, text[s:e])
             if cid:
-                found.append(Span(s, e, cid, "model"))
-        out.append(found)
+                found.append(Span(s, e, cid, "model", score=scores.support(s, e)))
+        out.append((found, scores))
     return out

@@ -93,31 +93,59 @@ def collate(items: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, 
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-def predict_spans(model, tokenizer, texts: list[str], batch_size: int = 32,
-                  autocast: bool = False) -> list[list[tuple[int, int]]]:
-    """Char spans per text; a token in two windows takes the label from its more central one."""
+@dataclass
+class TokenScores:
+    """One text's tokens (char offsets, sorted), argmax labels and P(disease) = 1 - P(O)."""
+
+    offsets: list[tuple[int, int]]
+    labels: list[int]
+    p_disease: list[float]
+
+    def support(self, start: int, end: int) -> float:
+        """Mean P(disease) over the tokens inside [start, end): how much the model backs a
+        span another route found (0.0 where it has no token there)."""
+        inside = [p for (s, e), p in zip(self.offsets, self.p_disease, strict=True)
+                  if start <= s and e <= end]
+        return sum(inside) / len(inside) if inside else 0.0
+
+
+def predict_tokens(model, tokenizer, texts: list[str], batch_size: int = 32,
+                   autocast: bool = False) -> list[TokenScores]:
+    """Token scores per text; a token in two windows takes its more central window's."""
     wins = sorted(windows(tokenizer, texts), key=lambda w: len(w.input_ids))  # less padding
-    # per text: token offset -> (distance to the window edge, label)
-    best: list[dict[tuple[int, int], tuple[int, int]]] = [{} for _ in texts]
+    # per text: token offset -> (distance to the window edge, label, P(disease))
+    best: list[dict[tuple[int, int], tuple[int, int, float]]] = [{} for _ in texts]
     model.eval()
     with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=autocast):
         for i in range(0, len(wins), batch_size):
             chunk = wins[i : i + batch_size]
             batch = collate([(w.input_ids, []) for w in chunk], tokenizer.pad_token_id)
-            logits = model(
+            probs = model(
                 input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-            ).logits
-            preds = logits.argmax(-1).tolist()
-            for w, p in zip(chunk, preds, strict=False):
+            ).logits.float().softmax(-1)
+            preds = probs.argmax(-1).tolist()
+            p_disease = (1.0 - probs[..., 0]).tolist()
+            for w, p, pd in zip(chunk, preds, p_disease, strict=False):
                 n = len(w.input_ids)
                 for t, off in enumerate(w.offsets):
                     if off[0] == off[1]:
                         continue
                     edge = min(t, n - 1 - t)
                     if off not in best[w.doc] or best[w.doc][off][0] < edge:
-                        best[w.doc][off] = (edge, p[t])
+                        best[w.doc][off] = (edge, p[t], pd[t])
     out = []
-    for text, toks in zip(texts, best, strict=True):
+    for toks in best:
         offs = sorted(toks)
-        out.append(decode(text, offs, [toks[o][1] for o in offs]))
+        out.append(TokenScores(offs, [toks[o][1] for o in offs], [toks[o][2] for o in offs]))
     return out
+
+
+def predict_spans(model, tokenizer, texts: list[str], batch_size: int = 32,
+                  autocast: bool = False) -> list[list[tuple[int, int]]]:
+    """Char spans per text (argmax labels, decoded)."""
+    return [
+        decode(text, ts.offsets, ts.labels)
+        for text, ts in zip(
+            texts, predict_tokens(model, tokenizer, texts, batch_size, autocast), strict=True
+        )
+    ]

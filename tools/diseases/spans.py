@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from tools.diseases.abbrev import find_abbreviations
@@ -17,6 +18,39 @@ class Span:
     end: int
     concept_id: str
     source: str  # dictionary | model | llm, "+abbreviation" when propagated
+    score: float = 1.0  # the model route's mean P(disease) over the span's tokens
+
+
+@dataclass(frozen=True)
+class MergeRule:
+    """How the routes combine; the thresholds only act when the model route runs.
+
+    Chosen on the dev sets by `python -m eval.diseases --sweep` (reports/diseases/sweep.md).
+    """
+
+    priority: tuple[str, ...] = ROUTE_PRIORITY
+    min_model_score: float = 0.0  # a model span needs this mean P(disease) to be proposed
+    min_dictionary_support: float = 0.0  # a dictionary span needs this much model backing
+
+
+DEFAULT_RULE = MergeRule()
+
+
+def admit(spans: list[Span], rule: MergeRule,
+          support: Callable[[int, int], float] | None = None) -> list[Span]:
+    """The candidates that clear their route's bar: the model proposes only where it is
+    sure, and (with `support`, the model's P(disease) over a span) vetoes dictionary
+    matches it does not back ("death", "tumor" where annotators left them unmarked)."""
+    kept = []
+    for span in spans:
+        route = span.source.split("+")[0]
+        if route == "model" and span.score < rule.min_model_score:
+            continue
+        if (route == "dictionary" and support is not None
+                and support(span.start, span.end) < rule.min_dictionary_support):
+            continue
+        kept.append(span)
+    return kept
 
 
 def _overlaps(a: Span, b: Span) -> bool:
@@ -28,8 +62,7 @@ def merge(candidates: list[Span], priority: tuple[str, ...] = ROUTE_PRIORITY) ->
 
     Rule: the route earlier in `priority` wins, and within a route the longer span wins
     (nested names: "breast cancer" inside "hereditary breast cancer"). The dictionary
-    comes first: measured on the dev sets with the MiniLM NER adapter, dictionary-first
-    scored exact F1 0.747 (NCBI) / 0.778 (BC5CDR) against 0.656 / 0.683 model-first.
+    comes first by default (`eval.diseases --sweep` measures both orders).
     """
     rank = {r: i for i, r in enumerate(priority)}
     ordered = sorted(
