@@ -37,7 +37,7 @@ verifier-tune:  ## choose the verifier's threshold and ladder on the val split -
 verifier-report:  ## the whole graph on the test split: re-query rate and its effect on accuracy
 	$(PY) -m eval.verifier_effect --sample 80  # a seeded 80 of the 200 test abstracts (the 1.5B runs ~0.3 abstracts/s here)
 
-reports: classification-report diseases-eval preprocessing-bench verifier-report serving-reports  ## every report
+reports: classification-report diseases-rules diseases-eval preprocessing-bench verifier-tune verifier-report serving-reports  ## every report
 
 readme:  ## copy the report tables and a real output record into README.md
 	$(PY) -m eval.readme
