@@ -19,7 +19,7 @@ import time
 from itertools import product
 from pathlib import Path
 
-from configs.settings import PROJECT_ROOT, Settings
+from configs.settings import PROJECT_ROOT, load_settings
 from eval.diseases import CORPORA, TARGETS, describe, in_gold_offsets, score
 from tools.diseases import adapter_available, find_candidates, resolve
 from tools.diseases.corpus import read_pubtator
@@ -36,7 +36,7 @@ def grid() -> list[MergeRule]:
 
 
 def sweep(limit: int | None = None) -> dict:
-    data = Settings().data_path()
+    data = load_settings().data_path()
     rules = grid()
     rows = [{"rule": describe(r), "priority": list(r.priority), "min_model_score": r.min_model_score,
              "min_dictionary_support": r.min_dictionary_support, "exact_f1": {}, "exact": {}}

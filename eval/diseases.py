@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from configs.settings import PROJECT_ROOT, Settings
+from configs.settings import PROJECT_ROOT, load_settings
 from tools.diseases import adapter_available, extract_batch
 from tools.diseases.corpus import GoldDoc, read_pubtator
 from tools.diseases.spans import ROUTE_PRIORITY, MergeRule
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--corpora", nargs="+", default=list(CORPORA), choices=list(CORPORA))
     ap.add_argument("--limit", type=int, default=None, help="first N docs per corpus (smoke runs)")
     ap.add_argument("--out", type=Path, default=PROJECT_ROOT / "reports" / "diseases")
-    configured = Settings().diseases
+    configured = load_settings().diseases
     ap.add_argument("--merge-priority", nargs="+", choices=ROUTE_PRIORITY,
                     default=configured.merge_priority, help="overlapping spans: earlier wins")
     ap.add_argument("--min-model-score", type=float, default=configured.min_model_score)
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    data = Settings().data_path()
+    data = load_settings().data_path()
     rule = MergeRule(tuple(args.merge_priority), args.min_model_score,
                      args.min_dictionary_support)
     load_vocabulary()  # build/load once, outside the timings

@@ -77,7 +77,8 @@ def light_config(tmp_path_factory, tiny_qwen_dir) -> Path:
             {
                 "classifier": {"model": str(model_yaml)},
                 "diseases": {"routes": ["dictionary"]},
-                "verifier": {"ladder": [{"view": "abstract_first", "prompt": "definition"}]},
+                "verifier": {"confidence_threshold": 0.85,
+                             "ladder": [{"view": "abstract_first", "prompt": "definition"}]},
                 "run": {"checkpoint_db": str(folder / "checkpoints.sqlite")},
             }
         )

@@ -23,14 +23,7 @@ from typing import TYPE_CHECKING
 
 from graph.schema import DiseaseMention, ModelInfo
 from tools.diseases.dictionary import dictionary_spans
-from tools.diseases.spans import (
-    DEFAULT_RULE,
-    MergeRule,
-    Span,
-    admit,
-    merge,
-    propagate_abbreviations,
-)
+from tools.diseases.spans import MergeRule, Span, admit, merge, propagate_abbreviations
 from tools.diseases.vocab import Vocabulary, load_vocabulary
 from tools.preprocess import Preprocessed
 
@@ -125,8 +118,18 @@ def find_candidates(
     return found
 
 
-def resolve(candidates: Candidates, rule: MergeRule = DEFAULT_RULE) -> list[DiseaseMention]:
-    """The mentions that survive the rule's bars and the overlap merge, in original offsets."""
+@lru_cache(maxsize=1)
+def configured_rule() -> MergeRule:
+    """The merge rule of configs/default.yaml (chosen on the dev sets), the library default."""
+    from configs.settings import load_settings
+
+    return load_settings().diseases.merge_rule()
+
+
+def resolve(candidates: Candidates, rule: MergeRule | None = None) -> list[DiseaseMention]:
+    """The mentions that survive the rule's bars and the overlap merge, in original offsets
+    (`rule` None: the configured one)."""
+    rule = rule or configured_rule()
     vocab = load_vocabulary()
     support = candidates.scores.support if candidates.scores is not None else None
     kept = merge(admit(candidates.spans, rule, support), rule.priority)
@@ -138,7 +141,7 @@ def extract_batch(
     docs: list[Preprocessed],
     routes: Sequence[str] = ("dictionary", "model"),
     chat_model: BaseChatModel | None = None,
-    rule: MergeRule = DEFAULT_RULE,
+    rule: MergeRule | None = None,
 ) -> list[list[DiseaseMention]]:
     """Mentions per document (see `find_candidates` and `resolve`)."""
     return [resolve(c, rule) for c in find_candidates(docs, routes, chat_model)]
@@ -161,7 +164,7 @@ def extract_diseases(
     doc: Preprocessed,
     routes: Sequence[str] = ("dictionary", "model"),
     chat_model: BaseChatModel | None = None,
-    rule: MergeRule = DEFAULT_RULE,
+    rule: MergeRule | None = None,
 ) -> list[DiseaseMention]:
     return extract_batch([doc], routes, chat_model, rule)[0]
 

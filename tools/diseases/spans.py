@@ -33,8 +33,6 @@ class MergeRule:
     min_dictionary_support: float = 0.0  # a dictionary span needs this much model backing
 
 
-DEFAULT_RULE = MergeRule()
-
 
 def admit(spans: list[Span], rule: MergeRule,
           support: Callable[[int, int], float] | None = None) -> list[Span]:
