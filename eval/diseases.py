@@ -178,7 +178,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--corpora", nargs="+", default=list(CORPORA), choices=list(CORPORA))
     ap.add_argument("--limit", type=int, default=None, help="first N docs per corpus (smoke runs)")
     ap.add_argument("--out", type=Path, default=PROJECT_ROOT / "reports" / "diseases")
-    configured = load_settings().diseases
+    settings = load_settings()
+    configured = settings.diseases
     ap.add_argument("--merge-priority", nargs="+", choices=ROUTE_PRIORITY,
                     default=configured.merge_priority, help="overlapping spans: earlier wins")
     ap.add_argument("--min-model-score", type=float, default=configured.min_model_score)
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    data = load_settings().data_path()
+    data = settings.data_path()
     rule = MergeRule(tuple(args.merge_priority), args.min_model_score,
                      args.min_dictionary_support)
     load_vocabulary()  # build/load once, outside the timings

@@ -6,7 +6,7 @@
 
 `extract_batch` = `find_candidates` (every route's spans, the model's token scores) then
 `resolve` (the MergeRule's bars, the overlap merge, abbreviation propagation), split so
-that `eval.diseases --sweep` runs the models once and tries many rules.
+that `eval.disease_rules` runs the models once and tries many rules.
 
 Every route runs on the cleaned text (title + "\\n" + abstract) and every span is mapped
 back to the ORIGINAL field through `CleanField.to_original`, so HTML, odd spacing and

@@ -17,7 +17,7 @@ def _char_index(vocab: Vocabulary) -> tuple:
     """TF-IDF over every vocabulary key, built on first use and kept per vocabulary.
 
     Kept transposed (n-grams x keys, CSR): a mention's few n-grams then select a few
-    rows, an order of magnitude faster than multiplying the whole key matrix."""
+    rows instead of multiplying the whole key matrix."""
     if id(vocab) in _INDEXES:
         return _INDEXES[id(vocab)]
     from sklearn.feature_extraction.text import TfidfVectorizer

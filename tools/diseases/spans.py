@@ -25,7 +25,7 @@ class Span:
 class MergeRule:
     """How the routes combine; the thresholds only act when the model route runs.
 
-    Chosen on the dev sets by `python -m eval.diseases --sweep` (reports/diseases/sweep.md).
+    Chosen on the dev sets by `python -m eval.disease_rules` (reports/diseases/rules.md).
     """
 
     priority: tuple[str, ...] = ROUTE_PRIORITY
@@ -60,7 +60,7 @@ def merge(candidates: list[Span], priority: tuple[str, ...] = ROUTE_PRIORITY) ->
 
     Rule: the route earlier in `priority` wins, and within a route the longer span wins
     (nested names: "breast cancer" inside "hereditary breast cancer"). The dictionary
-    comes first by default (`eval.diseases --sweep` measures both orders).
+    comes first by default (`eval.disease_rules` measures both orders).
     """
     rank = {r: i for i, r in enumerate(priority)}
     ordered = sorted(
