@@ -229,7 +229,7 @@ def train(cfg: ModelConfig, resume: bool = False, base: str | None = None,
     bar.close()
     summary = {
         "model": cfg.name,
-        "version": time.strftime("%Y%m%d-%H%M", time.gmtime()),
+        "version": time.strftime("%Y%m%d-%H%M%S", time.gmtime()),  # two runs never share one
         "stopped": stopped,
         "steps": tr.step,
         "train_examples": len(train_ex),

@@ -107,7 +107,7 @@ def fit_tfidf(train_texts: list[str], train_y: list[int], val_texts: list[str],
     row, clf = best
     meta = {
         "model": "tfidf-logreg",
-        "version": time.strftime("%Y%m%d-%H%M", time.gmtime()),
+        "version": time.strftime("%Y%m%d-%H%M%S", time.gmtime()),
         "train_examples": len(train_texts),
         "val_examples": len(val_texts),
         "vectorizer": {k: list(v) if isinstance(v, tuple) else v
