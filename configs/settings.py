@@ -65,6 +65,9 @@ class ModelConfig(_Strict):
     path: str | None = None  # hub ID or local folder; wins over `weights` when set
     adapter: str | None = None  # folder relative to the project root
     max_length: int = 256
+    # share of a clipped abstract's token budget taken from its end (0: the head only); the
+    # closing sentence often names what the work is for ("... a target for cancer therapy")
+    tail_share: float = Field(0.0, ge=0.0, lt=1.0)
     batch_size: int = 8
     lora: LoraSettings = Field(default_factory=LoraSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
@@ -121,12 +124,13 @@ class DiseaseSettings(_Strict):
     )
     min_model_score: float = Field(0.0, ge=0.0, le=1.0)
     min_dictionary_support: float = Field(0.0, ge=0.0, le=1.0)
+    min_widen_score: float | None = Field(None, ge=0.0, le=1.0)  # None: never widen
 
     def merge_rule(self) -> MergeRule:
         from tools.diseases.spans import MergeRule  # local: tools import configs
 
         return MergeRule(tuple(self.merge_priority), self.min_model_score,
-                         self.min_dictionary_support)
+                         self.min_dictionary_support, self.min_widen_score)
 
 
 class CitationSettings(_Strict):

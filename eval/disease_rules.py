@@ -29,17 +29,20 @@ from tools.preprocess import preprocess
 PRIORITIES = (("dictionary", "model", "llm"), ("model", "dictionary", "llm"))
 MODEL_SCORES = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 DICTIONARY_SUPPORTS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
+WIDEN_SCORES = (None, 0.8, 0.9, 0.95, 0.99)
 
 
 def grid() -> list[MergeRule]:
-    return [MergeRule(p, m, d) for p, m, d in product(PRIORITIES, MODEL_SCORES, DICTIONARY_SUPPORTS)]
+    return [MergeRule(*values) for values in
+            product(PRIORITIES, MODEL_SCORES, DICTIONARY_SUPPORTS, WIDEN_SCORES)]
 
 
 def sweep(limit: int | None = None) -> dict:
     data = load_settings().data_path()
     rules = grid()
     rows = [{"rule": describe(r), "priority": list(r.priority), "min_model_score": r.min_model_score,
-             "min_dictionary_support": r.min_dictionary_support, "exact_f1": {}, "exact": {}}
+             "min_dictionary_support": r.min_dictionary_support,
+             "min_widen_score": r.min_widen_score, "exact_f1": {}, "exact": {}}
             for r in rules]
     for corpus, path in CORPORA.items():
         docs = read_pubtator(data / path)[:limit]
@@ -55,16 +58,19 @@ def sweep(limit: int | None = None) -> dict:
     best = max(rows, key=lambda r: r["mean_exact_f1"])
     plain = {
         p[0] + "-first": next(r for r in rows if r["priority"] == list(p)
-                              and r["min_model_score"] == 0 and r["min_dictionary_support"] == 0)
+                              and r["min_model_score"] == 0 and r["min_dictionary_support"] == 0
+                              and r["min_widen_score"] is None)
         for p in PRIORITIES
     }
     return {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "limit": limit,
         "grid": {"priorities": [list(p) for p in PRIORITIES], "min_model_score": MODEL_SCORES,
-                 "min_dictionary_support": DICTIONARY_SUPPORTS},
+                 "min_dictionary_support": DICTIONARY_SUPPORTS, "min_widen_score": WIDEN_SCORES},
         "best": best,
         "plain_union": plain,
+        "best_without_widening": max((r for r in rows if r["min_widen_score"] is None),
+                                     key=lambda r: r["mean_exact_f1"]),
         "best_per_priority": {
             p[0] + "-first": max((r for r in rows if r["priority"] == list(p)),
                                  key=lambda r: r["mean_exact_f1"])
@@ -95,13 +101,15 @@ def _markdown(report: dict) -> str:
         head, sep,
         *(line(f"plain union, {k}", r) for k, r in report["plain_union"].items()),
         *(line(f"best {k}", r) for k, r in report["best_per_priority"].items()),
+        line("best without widening", report["best_without_widening"]),
         line("**chosen**", report["best"]),
         "",
         "Targets (combined, exact F1): "
         + ", ".join(f"{k} >= {v}" for k, v in TARGETS.items()) + ".",
         "",
         "Put the chosen rule in configs/default.yaml (`diseases.merge_priority`, "
-        "`min_model_score`, `min_dictionary_support`); `make diseases-eval` then reports it.",
+        "`min_model_score`, `min_dictionary_support`, `min_widen_score`); "
+        "`make diseases-eval` then reports it.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -113,10 +121,10 @@ def _plot(report: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    best_priority = report["best"]["priority"]
+    best_priority, best_widen = report["best"]["priority"], report["best"]["min_widen_score"]
     grid_ = np.zeros((len(MODEL_SCORES), len(DICTIONARY_SUPPORTS)))
     for row in report["rows"]:
-        if row["priority"] == best_priority:
+        if row["priority"] == best_priority and row["min_widen_score"] == best_widen:
             i = MODEL_SCORES.index(row["min_model_score"])
             j = DICTIONARY_SUPPORTS.index(row["min_dictionary_support"])
             grid_[i, j] = row["mean_exact_f1"]
@@ -128,7 +136,8 @@ def _plot(report: dict, path: Path) -> None:
     ax.set_yticks(range(len(MODEL_SCORES)), [f"{v:g}" for v in MODEL_SCORES])
     ax.set_xlabel("min model support for a dictionary span")
     ax.set_ylabel("min model score to propose a span")
-    ax.set_title(f"Mean dev exact F1, {best_priority[0]}-first")
+    widen = "no widening" if best_widen is None else f"widen at {best_widen:g}"
+    ax.set_title(f"Mean dev exact F1, {best_priority[0]}-first, {widen}")
     fig.colorbar(im, ax=ax)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -2,6 +2,7 @@
 
     python -m eval.diseases [--routes dictionary model combined] [--limit N]
         [--merge-priority model dictionary] [--min-model-score P] [--min-dictionary-support P]
+        [--min-widen-score P]
 
 Writes reports/diseases/{metrics.json,README.md,f1.png}: mention-level precision,
 recall and F1 (exact span; overlapping span), document-level concept F1 (gold ids
@@ -41,9 +42,11 @@ TARGETS = {"ncbi_dev": 0.85, "bc5cdr_dev": 0.83}
 
 
 def describe(rule: MergeRule) -> str:
+    widen = ("never widened" if rule.min_widen_score is None else
+             f"widened to a model span of mean P(disease) >= {rule.min_widen_score:g}")
     return (f"priority {' > '.join(rule.priority)}, model spans need mean P(disease) >= "
             f"{rule.min_model_score:g}, dictionary spans need model support >= "
-            f"{rule.min_dictionary_support:g}")
+            f"{rule.min_dictionary_support:g}, dictionary spans {widen}")
 
 
 def _prf(tp_p: int, n_pred: int, tp_g: int, n_gold: int) -> dict[str, float]:
@@ -185,13 +188,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--min-model-score", type=float, default=configured.min_model_score)
     ap.add_argument("--min-dictionary-support", type=float,
                     default=configured.min_dictionary_support)
+    ap.add_argument("--min-widen-score", type=float, default=configured.min_widen_score,
+                    help="a model span this sure sets a dictionary span's bounds (omit: never)")
     args = ap.parse_args(argv)
 
     import torch
 
     data = settings.data_path()
     rule = MergeRule(tuple(args.merge_priority), args.min_model_score,
-                     args.min_dictionary_support)
+                     args.min_dictionary_support, args.min_widen_score)
     load_vocabulary()  # build/load once, outside the timings
     report: dict = {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

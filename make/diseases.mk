@@ -1,7 +1,7 @@
 # Disease extraction (issue 4): adapter training, evaluation on NCBI/BC5CDR dev, tests.
 .PHONY: diseases-train diseases-rules diseases-eval diseases-test
 
-diseases-train:  ## LoRA-tune MiniLM for disease NER -> adapters/ner-minilm/ (~31 CPU-min)
+diseases-train:  ## LoRA-tune MiniLM for disease NER -> adapters/ner-minilm/ (~52 CPU-min)
 	$(PY) -m finetune.train_ner
 
 diseases-rules:  ## choose how dictionary and model combine, on the dev sets -> reports/diseases/rules.*

@@ -9,7 +9,7 @@ from tools.diseases import disease_names, extract_batch, extract_diseases
 from tools.diseases.abbrev import find_abbreviations
 from tools.diseases.llm import ground
 from tools.diseases.ner import TokenScores, decode
-from tools.diseases.spans import MergeRule, Span, admit, merge
+from tools.diseases.spans import MergeRule, Span, admit, merge, widen
 from tools.diseases.vocab import is_cancer_tree, key_of, load_vocabulary, readable_name
 from tools.preprocess import preprocess
 
@@ -34,6 +34,8 @@ def test_cancer_flag_and_readable_name(vocab):
     assert is_cancer_tree(["C04.588.894.797.520", "C08.381.540"])
     assert not is_cancer_tree(["C04.182.089"])  # Cysts are not cancer
     assert not is_cancer_tree(["C14.280"])
+    assert not is_cancer_tree(["C04.182/C536528", "C07.320.440.185/C536528"])  # supplementary
+    assert is_cancer_tree(["C04.557.470/C564219"])
     assert vocab.concepts[LUNG].readable == "Lung Cancer" and vocab.concepts[LUNG].is_cancer
     assert readable_name("Carcinoma, Non-Small-Cell Lung", ["Non-Small-Cell Lung Carcinoma"]) == (
         "Non-Small-Cell Lung Carcinoma"
@@ -105,6 +107,21 @@ def test_merge_rule_bars_weak_model_spans_and_unbacked_dictionary_matches():
     assert admit([death, cancer], rule) == [death, cancer]
     # the default rule admits everything: the plain union
     assert admit([death, unsure], MergeRule(), lambda s, e: 0.0) == [death, unsure]
+
+
+def test_widening_takes_the_model_bounds_only_when_sure_and_without_swallowing_a_neighbour():
+    # "type IID von Willebrand disease": the dictionary knows the name, the model the extent
+    vwd = Span(10, 32, "MESH:D014842", "dictionary")
+    extent = Span(0, 32, "MESH:D014842", "model", 0.97)
+    assert widen([vwd], [vwd, extent], MergeRule(min_widen_score=0.95)) == [
+        Span(0, 32, "MESH:D014842", "dictionary")]
+    assert widen([vwd], [vwd, extent], MergeRule(min_widen_score=0.99)) == [vwd]  # unsure
+    assert widen([vwd], [vwd, extent], MergeRule()) == [vwd]  # off by default
+    # "breast and ovarian cancer" as one model span would swallow the kept "breast" match
+    breast, ovarian = Span(0, 6, LUNG, "dictionary"), Span(11, 25, LUNG, "dictionary")
+    both = Span(0, 25, LUNG, "model", 0.99)
+    assert widen([breast, ovarian], [breast, ovarian, both],
+                 MergeRule(min_widen_score=0.9)) == [breast, ovarian]
 
 
 def test_offsets_index_the_original_text_through_html_unicode_and_spacing(vocab):

@@ -37,6 +37,15 @@ def tiny_bert_dir(tmp_path_factory, minilm_tokenizer):
     return out
 
 
+def test_decode_trims_function_words_and_punctuation_off_span_edges():
+    text = "Haemopericardium and breast and ovarian cancer, seen."
+    offsets = [(0, 16), (17, 20), (21, 27), (28, 31), (32, 39), (40, 46), (46, 47), (48, 52)]
+    # a tagger's near-misses: "and" tagged into the first span, the comma into the second
+    labels = [1, 2, 1, 2, 2, 2, 2, 0]
+    assert decode(text, offsets, labels) == [(0, 16), (21, 46)]  # inner "and" stays
+    assert decode(text, offsets, [0, 1, 0, 0, 0, 0, 0, 0]) == []  # "and" alone is no mention
+
+
 def test_bio_labels_decode_back_to_gold_spans(minilm_tokenizer, data_dir):
     doc = read_pubtator(data_dir / train_ner.TRAIN_FILES[0])[0]
     [win] = windows(minilm_tokenizer, [doc.text])[:1]

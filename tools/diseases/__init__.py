@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING
 
 from graph.schema import DiseaseMention, ModelInfo
 from tools.diseases.dictionary import dictionary_spans
-from tools.diseases.spans import MergeRule, Span, admit, merge, propagate_abbreviations
+from tools.diseases.spans import (
+    MergeRule,
+    Span,
+    admit,
+    merge,
+    propagate_abbreviations,
+    widen,
+)
 from tools.diseases.vocab import Vocabulary, load_vocabulary
 from tools.preprocess import Preprocessed
 
@@ -132,7 +139,8 @@ def resolve(candidates: Candidates, rule: MergeRule | None = None) -> list[Disea
     rule = rule or configured_rule()
     vocab = load_vocabulary()
     support = candidates.scores.support if candidates.scores is not None else None
-    kept = merge(admit(candidates.spans, rule, support), rule.priority)
+    kept = widen(merge(admit(candidates.spans, rule, support), rule.priority), candidates.spans,
+                 rule)
     return _to_mentions(candidates.doc, propagate_abbreviations(kept, candidates.text, vocab),
                         vocab)
 

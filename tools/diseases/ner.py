@@ -6,6 +6,7 @@ training and prediction cut texts into identical windows.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import torch
@@ -59,6 +60,30 @@ def _word_bounds(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
+# words a mention never starts or ends with ("haemopericardium and", "of galactosemia")
+_EDGE_WORDS = re.compile(r"^(?:and|or|and/or|of|the|a|an|in|with|to|by|for)$", re.I)
+_EDGE_PUNCT = " \t\n,;:./"
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+    """A decoded span without edge spacing, punctuation or function words (a tagger's
+    near-misses that the corpora never annotate)."""
+    while start < end:
+        before = (start, end)
+        while start < end and text[start] in _EDGE_PUNCT:
+            start += 1
+        while end > start and text[end - 1] in _EDGE_PUNCT:
+            end -= 1
+        words = text[start:end].split()
+        if words and _EDGE_WORDS.match(words[0]):
+            start = text.index(words[0], start) + len(words[0])
+        elif words and _EDGE_WORDS.match(words[-1]):
+            end = text.rindex(words[-1], start, end)
+        if (start, end) == before:
+            break
+    return start, end
+
+
 def decode(text: str, offsets: list[tuple[int, int]], labels: list[int]) -> list[tuple[int, int]]:
     """Char spans from token labels; "I" after "O" opens a span; spans snap to whole words."""
     spans: list[list[int]] = []
@@ -73,7 +98,9 @@ def decode(text: str, offsets: list[tuple[int, int]], labels: list[int]) -> list
         prev = lab
     out = []
     for s, e in spans:
-        s, e = _word_bounds(text, s, e)
+        s, e = _trim(text, *_word_bounds(text, s, e))
+        if s >= e:
+            continue
         if out and s < out[-1][1]:
             out[-1] = (out[-1][0], max(e, out[-1][1]))
         else:

@@ -31,7 +31,7 @@ class MergeRule:
     priority: tuple[str, ...] = ROUTE_PRIORITY
     min_model_score: float = 0.0  # a model span needs this mean P(disease) to be proposed
     min_dictionary_support: float = 0.0  # a dictionary span needs this much model backing
-
+    min_widen_score: float | None = None  # a model span this sure sets a dictionary span's bounds
 
 
 def admit(spans: list[Span], rule: MergeRule,
@@ -49,6 +49,26 @@ def admit(spans: list[Span], rule: MergeRule,
             continue
         kept.append(span)
     return kept
+
+
+def widen(kept: list[Span], candidates: list[Span], rule: MergeRule) -> list[Span]:
+    """The dictionary says what, the model says where: a kept dictionary span inside a model
+    span of mean P(disease) >= `rule.min_widen_score` takes the model's bounds ("type IID
+    von Willebrand disease", "non-papillary renal cell carcinomas"), keeping its concept,
+    unless that would swallow another kept span."""
+    if rule.min_widen_score is None:
+        return kept
+    wide = [s for s in candidates if s.source == "model" and s.score >= rule.min_widen_score]
+    out = []
+    for span in kept:
+        around = [m for m in wide if m.start <= span.start and span.end <= m.end
+                  and (m.start, m.end) != (span.start, span.end)]
+        if span.source.startswith("dictionary") and around:
+            best = max(around, key=lambda m: m.end - m.start)
+            if not any(_overlaps(best, other) for other in kept if other is not span):
+                span = replace(span, start=best.start, end=best.end)
+        out.append(span)
+    return out
 
 
 def _overlaps(a: Span, b: Span) -> bool:

@@ -82,10 +82,15 @@ class Concept:
 
 
 def is_cancer_tree(tree_numbers: list[str]) -> bool:
-    """Neoplasm = some tree number under C04, Cysts (C04.182) excluded."""
+    """Neoplasm = some tree number under C04, Cysts (C04.182) excluded.
+
+    Supplementary concepts carry their heading's number plus "/<own id>"
+    ("C04.182/C536528", a Van der Woude modifier): the heading decides.
+    """
+    headings = (t.split("/")[0] for t in tree_numbers)
     return any(
         (t == "C04" or t.startswith("C04.")) and not (t == "C04.182" or t.startswith("C04.182."))
-        for t in tree_numbers
+        for t in headings
     )
 
 
