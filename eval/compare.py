@@ -53,15 +53,25 @@ def adapter_version(model: str, variant: str) -> str | None:
     return None if variant == "baseline" else load_model_config(model).adapter_version()
 
 
-def read_cached(path: Path, ids: list[str], version: str | None = None) -> np.ndarray | None:
-    """Cached P(Cancer) in split order, or None when missing, made for other rows or by
-    another adapter version."""
+def model_inputs(model: str) -> dict:
+    """The settings besides the adapter that change what a model sees (cache key)."""
+    cfg = load_model_config(model)
+    return {"max_length": cfg.max_length, "tail_share": cfg.tail_share}
+
+
+def read_cached(path: Path, ids: list[str], version: str | None = None,
+                inputs: dict | None = None) -> np.ndarray | None:
+    """Cached P(Cancer) in split order, or None when missing, made for other rows, by
+    another adapter version or from other inputs (`model_inputs`)."""
     if not path.exists():
         return None
     meta_path = path.with_suffix(".json")
     if meta_path.exists():
-        cached = json.loads(meta_path.read_text()).get("model_info", {}).get("adapter_version")
-        if cached != version:
+        meta = json.loads(meta_path.read_text())
+        if meta.get("model_info", {}).get("adapter_version") != version:
+            return None
+        made_with = {"tail_share": 0.0, **meta.get("inputs", {})}  # older caches: head only
+        if inputs and any(made_with.get(k, v) != v for k, v in inputs.items()):
             return None
     with path.open(newline="") as fh:
         rows = {r["abstract_id"]: float(r["p_cancer"]) for r in csv.DictReader(fh)}
@@ -81,7 +91,8 @@ def predict(model: str, variant: str, split: str, out: Path, refresh: bool,
     y = np.array([e.label for e in examples])
     path = _cache_path(out, model, variant, split)
     meta_path = path.with_suffix(".json")
-    p = None if refresh else read_cached(path, ids, adapter_version(model, variant))
+    inputs = model_inputs(model)
+    p = None if refresh else read_cached(path, ids, adapter_version(model, variant), inputs)
     if p is None and cached_only:
         raise FileNotFoundError(
             f"no cached predictions of the current adapter at {path.relative_to(out)}")
@@ -100,7 +111,8 @@ def predict(model: str, variant: str, split: str, out: Path, refresh: bool,
         import torch
 
         meta = {
-            "model_info": clf.info.model_dump(), "n": len(ids), "load_s": round(t1 - t0, 2),
+            "model_info": clf.info.model_dump(), "inputs": inputs, "n": len(ids),
+            "load_s": round(t1 - t0, 2),
             "predict_s": round(seconds, 2),
             "abstracts_per_s": round(len(ids) / max(seconds, 1e-9), 2),
             "threads": torch.get_num_threads(), "nice": os.nice(0),

@@ -22,6 +22,7 @@ REPORTS = PROJECT_ROOT / "reports"
 SECTIONS = [
     ("Classification: fine-tuned vs zero-shot on the fixed test split", "classification/comparison.md", "Verdicts"),
     ("Cost and speed of each classifier", "classification/comparison.md#Cost", None),
+    ("Where the classifiers' test errors come from", "classification/audit.md#Errors by category", None),
     ("The verifier on the test split", "verifier/README.md", None),
     ("Disease extraction on NCBI Disease dev and BC5CDR dev", "diseases/README.md", None),
     ("Preprocessing speed", "preprocessing/bench.md", None),

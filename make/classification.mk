@@ -1,7 +1,8 @@
 # Classification: fit/train the classifiers, benchmark them, and the comparison report.
 .PHONY: classification-fit classification-train-minilm classification-train-0.5b \
 	classification-bench classification-report classification-report-cheap \
-	classification-report-cached classification-calibrate
+	classification-report-cached classification-calibrate classification-audit \
+	classification-clipping
 
 classification-fit:  ## fit the TF-IDF + logistic regression reference (seconds)
 	$(PY) -m finetune.train --model tfidf-logreg
@@ -14,6 +15,9 @@ classification-train-0.5b:  ## LoRA label-word tuning of Qwen2.5-0.5B
 
 classification-calibrate:  ## refit an adapter's val Platt calibration: make classification-calibrate MODEL=minilm
 	$(PY) -m finetune.calibrate --model $(or $(MODEL),qwen2.5-1.5b)
+
+classification-clipping:  ## how the 1.5B clips long abstracts: head-only vs head + tail on val (~10 CPU-min)
+	$(PY) -m eval.clipping --model qwen2.5-1.5b
 
 classification-bench:  ## abstracts/s at several batch sizes (first 64 val abstracts)
 	$(PY) -m eval.bench_classifier --model minilm
@@ -30,3 +34,6 @@ classification-report:  ## every model and variant on the test split (reuses cac
 
 classification-report-cached:  ## re-render the report from cached predictions only (seconds)
 	$(PY) -m eval.compare --cached-only
+
+classification-audit:  ## sort the test errors by text evidence, cached predictions only -> reports/classification/audit.*
+	$(PY) -m eval.error_audit

@@ -51,3 +51,10 @@ def test_cached_predictions_of_another_adapter_are_stale(tmp_path):
     np.testing.assert_allclose(read_cached(path, ["b", "a"], "v1"), [0.2, 0.9])
     assert read_cached(path, ["b", "a"], "v2") is None
     assert read_cached(path, ["a", "c"], "v1") is None
+    # made from other inputs: stale too; a cache from before tails existed read the head only
+    head_only = {"max_length": 256, "tail_share": 0.0}
+    np.testing.assert_allclose(read_cached(path, ["a", "b"], "v1", head_only), [0.9, 0.2])
+    assert read_cached(path, ["a", "b"], "v1", {**head_only, "tail_share": 0.3}) is None
+    path.with_suffix(".json").write_text(json.dumps(
+        {"model_info": {"adapter_version": "v1"}, "inputs": {**head_only, "max_length": 384}}))
+    assert read_cached(path, ["a", "b"], "v1", head_only) is None

@@ -70,3 +70,22 @@ def test_committed_tfidf_adapter_loads():
 def test_missing_tfidf_adapter_names_the_fix(tmp_path):
     with pytest.raises(FileNotFoundError, match="finetune.train --model tfidf-logreg"):
         TfidfLogReg.load(tmp_path)
+
+
+def test_prompt_encoder_clips_the_abstract_never_the_prompt(qwen_tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    from tools.classifier.label_words import PromptEncoder
+
+    tokenizer = AutoTokenizer.from_pretrained(qwen_tokenizer_dir)
+    words = " ".join(f"w{i}" for i in range(300)) + " closing remark about tumours"
+    head = PromptEncoder(tokenizer, 128)
+    both = PromptEncoder(tokenizer, 128, tail_share=0.25)
+    assert head.clip("short text") == both.clip("short text") == "short text"
+    assert head.clip(words).startswith("w0 w1") and "tumours" not in head.clip(words)
+    clipped = both.clip(words)
+    assert clipped.startswith("w0 w1") and clipped.endswith("about tumours") and " ... " in clipped
+    assert len(tokenizer.encode(clipped, add_special_tokens=False)) <= both.budget + 2
+    batch = both.encode([words])  # the question and the answer slot survive the clipping
+    text = tokenizer.decode(batch["input_ids"][0])
+    assert text.rstrip().endswith("assistant") and "Answer Yes or No." in text

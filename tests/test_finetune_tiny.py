@@ -222,3 +222,29 @@ def test_cli_overrides_write_a_trial_adapter_elsewhere(qwen_cfg, tmp_path, monke
     assert card["train"]["lr"] == 0.01 and card["steps"] == 1
     committed = load_model_config(qwen_cfg).adapter_path()
     assert json.loads((committed / "training.json").read_text())["train"]["lr"] == 0.05
+
+
+def test_clipping_report_scores_each_tail_share_on_a_tiny_qwen(qwen_cfg, tmp_path, monkeypatch):
+    import finetune.data
+    from eval import clipping
+
+    long = " ".join(["Patients were followed for years."] * 20)  # over the 64-token budget
+    sub = [Example(f"r{i}", f"{e.text} {long} {e.text}", e.label) for i, e in enumerate(EXAMPLES)]
+    monkeypatch.setattr(finetune.data, "load_split", lambda split: sub)
+    assert clipping.main(["--model", qwen_cfg, "--tail-shares", "0.4", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "clipping.json").read_text())
+    assert [r["tail_share"] for r in report["rows"]] == [0.0, 0.4]  # head-only always scored
+    assert report["n"] == 8 and all(0 <= r["accuracy"] <= 1 for r in report["rows"])
+    assert report["chosen"] in report["rows"] and (tmp_path / "clipping.png").exists()
+    assert "| 0.4 |" in (tmp_path / "clipping.md").read_text()
+    assert clipping.main(["--model", qwen_cfg, "--tail-shares", "1.5"]) == 2
+
+
+def test_clipping_choice_never_trades_accuracy_for_log_loss():
+    from eval.clipping import choose
+
+    rows = [{"tail_share": 0.0, "accuracy": 0.96, "log_loss": 0.14},
+            {"tail_share": 0.33, "accuracy": 0.95, "log_loss": 0.10},
+            {"tail_share": 0.5, "accuracy": 0.96, "log_loss": 0.13}]
+    assert choose(rows)["tail_share"] == 0.5
+    assert choose(rows[:2])["tail_share"] == 0.0

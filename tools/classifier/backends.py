@@ -81,7 +81,8 @@ def build_trainable(cfg: ModelConfig, base: str | None = None):
 
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
         return LabelWordTrainable(
-            model, tokenizer, PromptEncoder(tokenizer, cfg.max_length), label_token_ids(tokenizer)
+            model, tokenizer, PromptEncoder(tokenizer, cfg.max_length, cfg.tail_share),
+            label_token_ids(tokenizer),
         )
     if cfg.kind == "encoder-lora":
         from transformers import AutoModelForSequenceClassification, AutoTokenizer

@@ -61,13 +61,28 @@ def load_causal_lm(base: str, dtype: torch.dtype = torch.bfloat16, four_bit: boo
 
 
 class PromptEncoder:
-    """Truncates the abstract (never the prompt) so the answer slot always survives."""
+    """Truncates the abstract (never the prompt) so the answer slot always survives.
 
-    def __init__(self, tokenizer, max_length: int):
+    A text over the budget keeps its first tokens, or with `tail_share` > 0 its first and
+    last ones joined by " ... " (the tail's share of the budget).
+    """
+
+    def __init__(self, tokenizer, max_length: int, tail_share: float = 0.0):
         self.tokenizer = tokenizer
         self.max_length = max_length
+        self.tail_share = tail_share
         overhead = len(self._ids("", "default"))
         self.budget = max(16, max_length - overhead - 8)
+
+    def clip(self, text: str) -> str:
+        ids = self.tokenizer.encode(text, add_special_tokens=False)
+        if len(ids) <= self.budget:
+            return text
+        tail = int(self.budget * self.tail_share)
+        if tail == 0:
+            return self.tokenizer.decode(ids[: self.budget])
+        head = self.budget - tail - 2  # room for the " ..." marker
+        return self.tokenizer.decode(ids[:head]) + " ... " + self.tokenizer.decode(ids[-tail:])
 
     def _ids(self, text: str, prompt: str) -> list[int]:
         return self.tokenizer.apply_chat_template(
@@ -76,10 +91,7 @@ class PromptEncoder:
         )
 
     def encode(self, texts: list[str], prompt: str = "default") -> dict[str, torch.Tensor]:
-        clipped = []
-        for text in texts:
-            ids = self.tokenizer.encode(text, add_special_tokens=False)
-            clipped.append(self.tokenizer.decode(ids[: self.budget]) if len(ids) > self.budget else text)
+        clipped = [self.clip(text) for text in texts]
         rendered = [
             self.tokenizer.apply_chat_template(
                 render_messages(prompt, t), add_generation_prompt=True, tokenize=False
@@ -124,7 +136,7 @@ class LabelWordClassifier:
             )
         self.model = model.eval()
         self.label_ids = label_token_ids(self.tokenizer)
-        self.encoder = PromptEncoder(self.tokenizer, cfg.max_length)
+        self.encoder = PromptEncoder(self.tokenizer, cfg.max_length, cfg.tail_share)
 
     @torch.inference_mode()
     def predict_proba(self, texts: list[str], prompt: str = "default", batch_size: int | None = None) -> np.ndarray:
