@@ -18,6 +18,14 @@ classifier applies it (`python -m finetune.calibrate --model <model>` refits it)
 """
 
 
+def _clipping(summary: dict) -> str:
+    share = summary.get("tail_share", 0.0)
+    if not share:
+        return " (the abstract's first tokens)"
+    return (f" (a long abstract keeps its first tokens and, for {share:.0%} of its budget, "
+            "its last: `tail_share` in the model config)")
+
+
 def write_model_card(out_dir: Path, summary: dict) -> None:
     best = min(summary["history"], key=lambda h: h["val_loss"], default={})
     rows = "\n".join(
@@ -34,7 +42,7 @@ Cancer / Non-Cancer classifier for PubMed titles + abstracts. Version `{summary[
 Fixed stratified split of the 1000 labelled abstracts (`finetune/splits/`, made by
 `python -m finetune.split`): {summary['train_examples']} train, {summary['val_examples']} val
 (early stopping); the 200 test abstracts were not used. Text = `tools.preprocess.model_text`
-(title + cleaned abstract, no PMID), truncated to {summary['max_length']} tokens.
+(title + cleaned abstract, no PMID), clipped to {summary['max_length']} tokens{_clipping(summary)}.
 
 ## Hyperparameters
 LoRA r={lora['r']}, alpha={lora['alpha']}, dropout={lora['dropout']}, targets {', '.join(lora['target_modules'])},

@@ -84,6 +84,7 @@ class Trainer:
         self.step = 0
         self.best_val = math.inf
         self.bad_evals = 0
+        self.running_loss: float | None = None  # the bar's smoothed loss; a resume carries it on
         self.history: list[dict] = []
         # wall time and peak memory carry over a resume, so the model card shows the whole run
         self.started = time.time()
@@ -134,6 +135,7 @@ class Trainer:
                 "step": self.step,
                 "best_val": self.best_val,
                 "bad_evals": self.bad_evals,
+                "running_loss": self.running_loss,
                 "history": self.history,
                 "rng": torch.get_rng_state(),
                 "elapsed_s": self.elapsed_before + time.time() - self.started,
@@ -154,6 +156,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.best_val = state["step"], state["best_val"]
         self.bad_evals, self.history = state["bad_evals"], state["history"]
+        self.running_loss = state.get("running_loss")
         torch.set_rng_state(state["rng"])
         last_eval = self.history[-1]["elapsed_s"] if self.history else 0.0
         self.elapsed_before = state.get("elapsed_s", last_eval)
@@ -187,7 +190,6 @@ def train(cfg: ModelConfig, resume: bool = False, base: str | None = None,
     tr.model.train()
     bar = tqdm(total=total, initial=tr.step, desc=f"train {cfg.name}", file=sys.stderr)
     stopped = "max_steps"
-    running = None
     while tr.step < total:
         batch = [train_ex[i] for i in order[tr.step * bs : (tr.step + 1) * bs]]
         for group in tr.optimizer.param_groups:
@@ -198,13 +200,14 @@ def train(cfg: ModelConfig, resume: bool = False, base: str | None = None,
         tr.optimizer.step()
         tr.optimizer.zero_grad(set_to_none=True)
         tr.step += 1
-        running = loss.item() if running is None else 0.9 * running + 0.1 * loss.item()
+        prev = tr.running_loss
+        tr.running_loss = loss.item() if prev is None else 0.9 * prev + 0.1 * loss.item()
         bar.update(1)
-        bar.set_postfix(loss=f"{running:.4f}")
+        bar.set_postfix(loss=f"{tr.running_loss:.4f}")
         if tr.step % cfg.train.eval_every == 0 or tr.step == total:
             metrics, val_p = tr.evaluate(val_ex, cfg.batch_size)
             metrics.update(
-                step=tr.step, train_loss=running,
+                step=tr.step, train_loss=tr.running_loss,
                 elapsed_s=tr.elapsed_before + time.time() - tr.started,
             )
             tr.history.append(metrics)
@@ -243,6 +246,7 @@ def train(cfg: ModelConfig, resume: bool = False, base: str | None = None,
         "lora": cfg.lora.model_dump(),
         "train": cfg.train.model_dump(),
         "max_length": cfg.max_length,
+        "tail_share": cfg.tail_share,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "training.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -97,8 +97,9 @@ def test_qwen_adapter_and_model_card_saved(qwen_cfg):
     adapter = load_model_config(qwen_cfg).adapter_path()
     assert (adapter / "adapter_config.json").exists()
     card = json.loads((adapter / "training.json").read_text())
-    assert card["steps"] == 2 and card["peak_rss_gib"] > 0
-    assert "## Regenerate" in (adapter / "README.md").read_text()
+    assert card["steps"] == 2 and card["peak_rss_gib"] > 0 and card["tail_share"] == 0
+    text = (adapter / "README.md").read_text()
+    assert "## Regenerate" in text and "(the abstract's first tokens)" in text
 
 
 def test_qwen_finetuned_differs_from_baseline(qwen_cfg):
@@ -117,10 +118,20 @@ def test_qwen_resume_continues_from_checkpoint(qwen_cfg, tmp_path):
     work = Path(qwen_cfg).parent
     longer = cfg.model_copy(update={"train": cfg.train.model_copy(update={"max_steps": 4})})
     cfg_path = _write_cfg(tmp_path, **{**longer.model_dump(), "name": "tiny-qwen"})
+    saved = torch.load(work / "checkpoints" / "tiny-qwen" / "trainer_state.pt", weights_only=False)
     summary = _train_in(work, cfg_path, resume=True)
     registry.get_classifier.cache_clear()  # the adapter on disk changed: loaded ones are stale
     assert summary["steps"] == 4
     assert [h["step"] for h in summary["history"]] == [2, 4]
+    # the smoothed train loss carries over: it is not restarted from the first resumed batch
+    assert saved["running_loss"] == summary["history"][0]["train_loss"]
+    # and a resumed run ends where an uninterrupted one does
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    straight = _write_cfg(whole, **{**longer.model_dump(), "adapter": str(whole / "adapter")})
+    uninterrupted = _train_in(whole, straight)
+    assert summary["history"][1]["train_loss"] == pytest.approx(
+        uninterrupted["history"][1]["train_loss"], rel=1e-4)
 
 
 def test_bert_head_and_adapter_reload_identically(bert_cfg):
