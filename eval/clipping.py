@@ -22,15 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from configs.settings import PROJECT_ROOT, ConfigError, load_model_config
-from eval.metrics import roc_auc
+from eval.metrics import log_loss, roc_auc
 
 REPORT_DIR = PROJECT_ROOT / "reports" / "classification"
 SPLIT = "val"
-
-
-def log_loss(y: np.ndarray, p: np.ndarray) -> float:
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
 def choose(rows: list[dict]) -> dict:

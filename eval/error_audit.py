@@ -218,11 +218,11 @@ def audit(model: str, out: Path) -> dict:
 
 
 def clipping(budget: int, tail_share: float) -> str:
-    """How PromptEncoder.clip cuts a text over `budget` tokens, in words (its arithmetic)."""
-    tail = int(budget * tail_share)
+    """How PromptEncoder.clip cuts a text over `budget` tokens, in words."""
+    head, tail = PromptEncoder.kept(budget, tail_share)
     if tail == 0:
-        return f"head only: it keeps the first {budget} tokens"
-    return (f"head + tail: it keeps the first {budget - tail - 2} and the last {tail} tokens "
+        return f"head only: it keeps the first {head} tokens"
+    return (f"head + tail: it keeps the first {head} and the last {tail} tokens "
             f'(tail_share {tail_share:g} of the {budget}-token budget), joined by " ... "')
 
 

@@ -32,6 +32,12 @@ def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
     return precision, recall, _ratio(2 * precision * recall, precision + recall)
 
 
+def log_loss(y: np.ndarray, p: np.ndarray, eps: float = 1e-7) -> float:
+    """Mean binary cross-entropy of P(Cancer), p clipped away from 0 and 1."""
+    p = np.clip(p, eps, 1 - eps)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
 def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
     """Mann-Whitney AUC with ties counted half; NaN when one class is absent."""
     pos, neg = p[y == 1], p[y == 0]

@@ -26,6 +26,7 @@ import torch
 from tqdm import tqdm
 
 from configs.settings import ModelConfig, load_model_config
+from eval.metrics import log_loss
 from finetune.data import Example, load_split
 from tools.classifier.calibration import fit_platt
 
@@ -119,7 +120,7 @@ class Trainer:
         y = np.array([ex.label for ex in examples])
         p = np.clip(np.array(probs), 1e-7, 1 - 1e-7)
         metrics = {
-            "val_loss": float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))),
+            "val_loss": log_loss(y, p),
             "val_accuracy": float(np.mean((p >= 0.5) == y)),
             "val_auc": float(roc_auc_score(y, p)),
         }

@@ -74,14 +74,19 @@ class PromptEncoder:
         overhead = len(self._ids("", "default"))
         self.budget = max(16, max_length - overhead - 8)
 
+    @staticmethod
+    def kept(budget: int, tail_share: float) -> tuple[int, int]:
+        """(head, tail): the tokens a text over `budget` keeps from its start and its end."""
+        tail = int(budget * tail_share)
+        return (budget, 0) if tail == 0 else (budget - tail - 2, tail)  # 2: the " ... " marker
+
     def clip(self, text: str) -> str:
         ids = self.tokenizer.encode(text, add_special_tokens=False)
         if len(ids) <= self.budget:
             return text
-        tail = int(self.budget * self.tail_share)
+        head, tail = self.kept(self.budget, self.tail_share)
         if tail == 0:
-            return self.tokenizer.decode(ids[: self.budget])
-        head = self.budget - tail - 2  # room for the " ..." marker
+            return self.tokenizer.decode(ids[:head])
         return self.tokenizer.decode(ids[:head]) + " ... " + self.tokenizer.decode(ids[-tail:])
 
     def _ids(self, text: str, prompt: str) -> list[int]:
