@@ -139,7 +139,13 @@ def training_cost(model: str) -> dict | None:
         return None
     keys = ("version", "steps", "stopped", "wall_time_s", "peak_rss_gib", "threads",
             "trainable_params", "train_examples", "best_val_loss", "C")
-    return {k: info[k] for k in keys if k in info}
+    cost = {k: info[k] for k in keys if k in info}
+    init = info.get("init_adapter")
+    if init and init.get("wall_time_s") is not None:  # a further pass: its cost includes the first
+        cost["steps_per_pass"] = [init["steps"], info["steps"]]
+        cost["wall_time_s"] = round(init["wall_time_s"] + info["wall_time_s"], 1)
+        cost["peak_rss_gib"] = max(info["peak_rss_gib"], init.get("peak_rss_gib") or 0)
+    return cost
 
 
 def improvement(y: np.ndarray, base: dict, tuned: dict, n_boot: int) -> dict:
@@ -271,8 +277,8 @@ def render_markdown(report: dict) -> str:
             speed = (f"{best['abstracts_per_s']:.1f} ({best['batch_size']}, {tp['threads']}, "
                      f"{tp['load_average_1m']})")
         wall = f"{tr['wall_time_s'] / 60:.1f}" if "wall_time_s" in tr else "-"
-        lines.append(f"| {name} | {wall} | {tr.get('peak_rss_gib', '-')} | "
-                     f"{tr.get('steps', '-')} | {speed} |")
+        steps = " + ".join(map(str, tr["steps_per_pass"])) if "steps_per_pass" in tr else tr.get("steps", "-")
+        lines.append(f"| {name} | {wall} | {tr.get('peak_rss_gib', '-')} | {steps} | {speed} |")
     for name, entry in report["models"].items():
         lines += ["", f"## {name} ({entry['kind']})", ""]
         for variant, r in entry["variants"].items():

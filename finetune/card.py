@@ -26,6 +26,23 @@ def _clipping(summary: dict) -> str:
             "its last: `tail_share` in the model config)")
 
 
+def _further_pass(summary: dict) -> tuple[str, str]:
+    """(training-run sentence, regenerate commands) for a pass started from another adapter."""
+    init = summary.get("init_adapter")
+    model = summary["model"]
+    if not init:
+        return "", f"`python -m finetune.train --model {model}` (add `--resume` to continue from `checkpoints/`)."
+    total = (summary["wall_time_s"] + (init.get("wall_time_s") or 0)) / 60
+    run = (f"This pass started from adapter `{init.get('version')}` ({init.get('steps')} steps, "
+           f"best val loss {init.get('best_val_loss') or float('nan'):.4f}), with a fresh optimiser "
+           f"and schedule; both passes together took {total:.1f} min.\n")
+    regenerate = (
+        f"Two passes: `python -m finetune.train --model {model} --seed {init.get('seed')} "
+        f"--output FIRST`, then `python -m finetune.train --model {model} --init-adapter FIRST "
+        f"--seed {summary['train']['seed']}` (add `--resume` to continue from `checkpoints/`).")
+    return run, regenerate
+
+
 def write_model_card(out_dir: Path, summary: dict) -> None:
     best = min(summary["history"], key=lambda h: h["val_loss"], default={})
     rows = "\n".join(
@@ -34,6 +51,7 @@ def write_model_card(out_dir: Path, summary: dict) -> None:
     )
     lora = summary["lora"]
     train = summary["train"]
+    further, regenerate = _further_pass(summary)
     text = f"""# {summary['model']} LoRA adapter (OncoGraph)
 
 Cancer / Non-Cancer classifier for PubMed titles + abstracts. Version `{summary['version']}`.
@@ -56,7 +74,7 @@ Stopped by {summary['stopped']} after {summary['steps']} steps. The adapter save
 checkpoint with the best val loss: step {best.get('step', '?')}, val loss {best.get('val_loss', float('nan')):.4f}
 (val accuracy {best.get('val_accuracy', float('nan')):.3f}). Wall time {summary['wall_time_s'] / 60:.1f} min on
 {summary['threads']} CPU threads, peak RSS {summary['peak_rss_gib']:.1f} GiB.
-
+{further}
 | step | train loss (EMA) | val loss | val accuracy | val AUC |
 |---|---|---|---|---|
 {rows}
@@ -65,7 +83,7 @@ checkpoint with the best val loss: step {best.get('step', '?')}, val loss {best.
 Test-split metrics: `reports/classification/` (`make classification-report`).
 
 ## Regenerate
-`python -m finetune.train --model {summary['model']}` (add `--resume` to continue from `checkpoints/`).
+{regenerate}
 """
     (out_dir / "README.md").write_text(text)
 

@@ -1,6 +1,7 @@
 """LoRA fine-tuning of a classifier on the fixed train split, early-stopped on val.
 
     python -m finetune.train --model qwen2.5-1.5b [--resume] [--max-steps N]
+    python -m finetune.train --model qwen2.5-1.5b --init-adapter DIR --seed 14   # a further pass
 
 Causal LMs train with label-word loss: cross-entropy over the "Yes"/"No" logits at the
 answer position, the very quantity the zero-shot baseline scores. Encoders (minilm)
@@ -147,13 +148,28 @@ class Trainer:
         shutil.rmtree(self.ckpt_dir, ignore_errors=True)
         tmp.replace(self.ckpt_dir)
 
-    def load_checkpoint(self) -> None:
+    def load_adapter_weights(self, folder: Path) -> None:
+        """Set the LoRA weights from a saved adapter; refuses one of another shape."""
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 
+        path = folder / "adapter_model.safetensors"
+        if not path.exists():
+            raise FileNotFoundError(f"no adapter weights at {path}")
+        saved = json.loads((folder / "adapter_config.json").read_text())
+        ours = self.model.peft_config["default"]
+        for key in ("r", "lora_alpha", "layers_to_transform"):
+            if saved.get(key) != getattr(ours, key):
+                raise ValueError(f"adapter {folder}: {key} is {saved.get(key)}, this config "
+                                 f"trains {getattr(ours, key)}")
+        if set(saved.get("target_modules") or []) != set(ours.target_modules):
+            raise ValueError(f"adapter {folder}: target_modules {saved.get('target_modules')} "
+                             f"differ from this config's {sorted(ours.target_modules)}")
+        set_peft_model_state_dict(self.model, load_file(path))
+
+    def load_checkpoint(self) -> None:
         state = torch.load(self.ckpt_dir / "trainer_state.pt", weights_only=False)
-        weights = load_file(self.ckpt_dir / "adapter_model.safetensors")
-        set_peft_model_state_dict(self.model, weights)
+        self.load_adapter_weights(self.ckpt_dir)
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.best_val = state["step"], state["best_val"]
         self.bad_evals, self.history = state["bad_evals"], state["history"]
@@ -165,19 +181,38 @@ class Trainer:
         log.info("resumed at step %d (best val loss %.4f)", self.step, self.best_val)
 
 
+def _init_record(folder: Path) -> dict:
+    """What a further pass started from, so its card names the whole recipe."""
+    record: dict = {"path": str(folder)}
+    info = folder / "training.json"
+    if info.exists():
+        prior = json.loads(info.read_text())
+        keys = ("version", "steps", "best_val_loss", "wall_time_s", "peak_rss_gib")
+        record.update({k: prior.get(k) for k in keys})
+        record["seed"] = prior.get("train", {}).get("seed")
+    return record
+
+
 def train(cfg: ModelConfig, resume: bool = False, base: str | None = None,
           out_dir: Path | None = None, train_ex: list[Example] | None = None,
-          val_ex: list[Example] | None = None) -> dict:
+          val_ex: list[Example] | None = None, init_adapter: Path | None = None) -> dict:
+    """`init_adapter` starts the LoRA weights from a trained adapter (a further pass with a
+    fresh optimiser and schedule); a resumed checkpoint wins over it."""
     _seed_all(cfg.train.seed)
     out_dir = out_dir or cfg.adapter_path()
     if out_dir is None:
         raise ValueError(f"model {cfg.name} has no adapter folder configured")
-    ckpt_dir = Path("checkpoints") / cfg.name
+    init = _init_record(init_adapter) if init_adapter else None  # read before out_dir is rewritten
+    # a further pass keeps its own checkpoints, so `--resume` never mixes two passes
+    run_name = cfg.name if init is None else f"{cfg.name}-from-{init.get('version') or init_adapter.name}"
+    ckpt_dir = Path("checkpoints") / run_name
     train_ex = train_ex if train_ex is not None else load_split("train")
     val_ex = val_ex if val_ex is not None else load_split("val")
     tr = Trainer(cfg, out_dir, ckpt_dir, base)
     if resume and (ckpt_dir / "trainer_state.pt").exists():
         tr.load_checkpoint()
+    elif init_adapter:
+        tr.load_adapter_weights(init_adapter)
     bs = cfg.train.batch_size
     steps_per_epoch = math.ceil(len(train_ex) / bs)
     total = cfg.train.max_steps or math.ceil(cfg.train.epochs * steps_per_epoch)
@@ -187,7 +222,8 @@ def train(cfg: ModelConfig, resume: bool = False, base: str | None = None,
         perm = list(range(len(train_ex)))
         random.Random(cfg.train.seed + epoch).shuffle(perm)
         order.extend(perm)
-    log.info("%s: %d trainable params, %d steps (batch %d)", cfg.name, tr.n_trainable(), total, bs)
+    log.info("%s: %d trainable params, %d steps (batch %d); checkpoints in %s",
+             cfg.name, tr.n_trainable(), total, bs, ckpt_dir)
     tr.model.train()
     bar = tqdm(total=total, initial=tr.step, desc=f"train {cfg.name}", file=sys.stderr)
     stopped = "max_steps"
@@ -227,7 +263,7 @@ def train(cfg: ModelConfig, resume: bool = False, base: str | None = None,
             if tr.bad_evals >= cfg.train.patience:
                 stopped = "early_stopping"
                 break
-            if (ckpt_dir / "STOP").exists():  # `touch checkpoints/<model>/STOP`: end at this eval
+            if (ckpt_dir / "STOP").exists():  # `touch <ckpt_dir>/STOP`: end at this eval
                 stopped = "stop requested"
                 break
     bar.close()
@@ -249,6 +285,8 @@ def train(cfg: ModelConfig, resume: bool = False, base: str | None = None,
         "max_length": cfg.max_length,
         "tail_share": cfg.tail_share,
     }
+    if init:
+        summary["init_adapter"] = init
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
     from finetune.card import write_model_card
@@ -279,16 +317,22 @@ def fit_classical(cfg: ModelConfig, out_dir: Path | None = None,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="qwen2.5-1.5b")
-    parser.add_argument("--resume", action="store_true", help="continue from checkpoints/<model>")
+    parser.add_argument("--resume", action="store_true", help="continue from checkpoints/<model> (a further pass: checkpoints/<model>-from-<version>)")
     parser.add_argument("--max-steps", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None, help="override the model's train.lr")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="override train.seed (initialisation and batch order)")
+    parser.add_argument("--init-adapter", type=Path, default=None,
+                        help="start from this adapter's LoRA weights: a further pass over the "
+                             "train split with a fresh optimiser and schedule")
     parser.add_argument("--output", type=Path, default=None,
                         help="adapter folder (default: the model's `adapter`); keeps a trial "
                              "run from replacing the committed adapter")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     cfg = load_model_config(args.model)
-    overrides = {k: v for k, v in (("max_steps", args.max_steps), ("lr", args.lr)) if v}
+    overrides = {k: v for k, v in (("max_steps", args.max_steps), ("lr", args.lr),
+                                   ("seed", args.seed)) if v is not None}
     if overrides:
         cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update=overrides)})
     if cfg.kind == "keyword-rule":
@@ -298,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = fit_classical(cfg)
         print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
         return 0
-    summary = train(cfg, resume=args.resume, out_dir=args.output)
+    summary = train(cfg, resume=args.resume, out_dir=args.output, init_adapter=args.init_adapter)
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
     return 0
 

@@ -2,7 +2,7 @@
 .PHONY: classification-fit classification-train-minilm classification-train-0.5b \
 	classification-bench classification-report classification-report-cheap \
 	classification-report-cached classification-calibrate classification-audit \
-	classification-clipping
+	classification-clipping classification-trial-two-pass classification-trial-two-pass-train
 
 classification-fit:  ## fit the TF-IDF + logistic regression reference (seconds)
 	$(PY) -m finetune.train --model tfidf-logreg
@@ -37,3 +37,10 @@ classification-report-cached:  ## re-render the report from cached predictions o
 
 classification-audit:  ## sort the test errors by text evidence, cached predictions only -> reports/classification/audit.*
 	$(PY) -m eval.error_audit
+
+classification-trial-two-pass-train:  ## a second pass from the committed 1.5B adapter -> adapters/trials/qwen2.5-1.5b-two-pass/ (~67 CPU-min)
+	$(PY) -m finetune.train --model configs/models/trials/qwen2.5-1.5b-two-pass.yaml --init-adapter adapters/qwen2.5-1.5b
+
+classification-trial-two-pass:  ## the committed 1.5B adapter + a second pass (a trial) on test -> reports/classification/trials/two-pass/
+	$(PY) -m eval.compare --models keyword-rule qwen2.5-1.5b configs/models/trials/qwen2.5-1.5b-two-pass.yaml \
+		--out reports/classification/trials/two-pass

@@ -235,6 +235,50 @@ def test_cli_overrides_write_a_trial_adapter_elsewhere(qwen_cfg, tmp_path, monke
     assert json.loads((committed / "training.json").read_text())["train"]["lr"] == 0.05
 
 
+def test_a_further_pass_starts_from_the_given_adapter(qwen_cfg, tmp_path, monkeypatch):
+    from finetune import train as train_module
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(train_module, "load_split", lambda split: EXAMPLES)
+    committed = load_model_config(qwen_cfg).adapter_path()
+    prior = json.loads((committed / "training.json").read_text())
+    # at lr 0 the first val loss is the starting point: the given adapter's, not the base model's
+    runs = {}
+    for name, extra in (("fresh", []), ("pass2", ["--init-adapter", str(committed)])):
+        assert train_module.main(["--model", qwen_cfg, "--lr", "0", "--max-steps", "2",
+                                  "--seed", "21", "--output", str(tmp_path / name), *extra]) == 0
+        runs[name] = json.loads((tmp_path / name / "training.json").read_text())
+    start = runs["pass2"]["history"][0]["val_loss"]
+    assert abs(start - prior["best_val_loss"]) < 0.1 * abs(
+        runs["fresh"]["history"][0]["val_loss"] - prior["best_val_loss"])
+    assert runs["pass2"]["init_adapter"]["version"] == prior["version"]
+    assert runs["pass2"]["train"]["seed"] == 21 and "init_adapter" not in runs["fresh"]
+    assert (tmp_path / "checkpoints" / f"tiny-qwen-from-{prior['version']}").is_dir()
+    assert f"`{prior['version']}`" in (tmp_path / "pass2" / "README.md").read_text()
+    # the comparison's training cost counts both passes
+    from eval.compare import training_cost
+
+    cfg = load_model_config(qwen_cfg)
+    pass2_cfg = _write_cfg(tmp_path, **{**cfg.model_dump(), "adapter": str(tmp_path / "pass2")})
+    cost = training_cost(pass2_cfg)
+    assert cost["steps_per_pass"] == [prior["steps"], 2]
+    assert cost["wall_time_s"] == pytest.approx(
+        prior["wall_time_s"] + runs["pass2"]["wall_time_s"], abs=0.1)
+
+
+def test_a_further_pass_refuses_an_adapter_of_another_shape(qwen_cfg, tmp_path, monkeypatch):
+    from finetune import train as train_module
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(train_module, "load_split", lambda split: EXAMPLES)
+    cfg = load_model_config(qwen_cfg)
+    wider = {**cfg.model_dump(), "lora": {**cfg.lora.model_dump(), "r": 8}}
+    with pytest.raises(ValueError, match="r is 4, this config trains 8"):
+        train_module.main(["--model", _write_cfg(tmp_path, **wider), "--max-steps", "1",
+                           "--init-adapter", str(cfg.adapter_path()),
+                           "--output", str(tmp_path / "out")])
+
+
 def test_clipping_report_scores_each_tail_share_on_a_tiny_qwen(qwen_cfg, tmp_path, monkeypatch):
     import finetune.data
     from eval import clipping
