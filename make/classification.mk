@@ -2,7 +2,8 @@
 .PHONY: classification-fit classification-train-minilm classification-train-0.5b \
 	classification-bench classification-report classification-report-cheap \
 	classification-report-cached classification-calibrate classification-audit \
-	classification-clipping classification-trial-two-pass classification-trial-two-pass-train
+	classification-clipping classification-trial-two-pass classification-trial-two-pass-train \
+	classification-trial-all-layers-train
 
 classification-fit:  ## fit the TF-IDF + logistic regression reference (seconds)
 	$(PY) -m finetune.train --model tfidf-logreg
@@ -44,3 +45,6 @@ classification-trial-two-pass-train:  ## a second pass from the committed 1.5B a
 classification-trial-two-pass:  ## the committed 1.5B adapter + a second pass (a trial) on test -> reports/classification/trials/two-pass/
 	$(PY) -m eval.compare --models keyword-rule qwen2.5-1.5b configs/models/trials/qwen2.5-1.5b-two-pass.yaml \
 		--out reports/classification/trials/two-pass
+
+classification-trial-all-layers-train:  ## LoRA on all 28 layers of the 1.5B (a trial; resumable) -> adapters/trials/qwen2.5-1.5b-all-layers/ (~105 CPU-min)
+	$(PY) -m finetune.train --model configs/models/trials/qwen2.5-1.5b-all-layers.yaml --resume
