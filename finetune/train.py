@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from configs.settings import ModelConfig, load_model_config
+from configs.settings import ConfigError, ModelConfig, load_model_config
 from eval.metrics import log_loss
 from finetune.data import Example, load_split
 from tools.classifier.calibration import fit_platt
@@ -47,6 +47,10 @@ def compact_adapter(folder: Path) -> None:
     if any(t.dtype == torch.float32 for t in tensors.values()):
         compact = {k: v.to(torch.bfloat16).contiguous() for k, v in tensors.items()}
         save_file(compact, path, metadata={"format": "pt"})
+
+
+class AdapterMismatch(ValueError):
+    """A saved adapter does not fit the LoRA layout this config trains."""
 
 
 def _seed_all(seed: int) -> None:
@@ -153,19 +157,17 @@ class Trainer:
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 
-        path = folder / "adapter_model.safetensors"
-        if not path.exists():
-            raise FileNotFoundError(f"no adapter weights at {path}")
         saved = json.loads((folder / "adapter_config.json").read_text())
         ours = self.model.peft_config["default"]
         for key in ("r", "lora_alpha", "layers_to_transform"):
             if saved.get(key) != getattr(ours, key):
-                raise ValueError(f"adapter {folder}: {key} is {saved.get(key)}, this config "
-                                 f"trains {getattr(ours, key)}")
+                raise AdapterMismatch(f"adapter {folder}: {key} is {saved.get(key)}, this "
+                                      f"config trains {getattr(ours, key)}")
         if set(saved.get("target_modules") or []) != set(ours.target_modules):
-            raise ValueError(f"adapter {folder}: target_modules {saved.get('target_modules')} "
-                             f"differ from this config's {sorted(ours.target_modules)}")
-        set_peft_model_state_dict(self.model, load_file(path))
+            raise AdapterMismatch(f"adapter {folder}: target_modules "
+                                  f"{saved.get('target_modules')} differ from this config's "
+                                  f"{sorted(ours.target_modules)}")
+        set_peft_model_state_dict(self.model, load_file(folder / "adapter_model.safetensors"))
 
     def load_checkpoint(self) -> None:
         state = torch.load(self.ckpt_dir / "trainer_state.pt", weights_only=False)
@@ -330,7 +332,16 @@ def main(argv: list[str] | None = None) -> int:
                              "run from replacing the committed adapter")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    cfg = load_model_config(args.model)
+    try:
+        cfg = load_model_config(args.model)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    init = args.init_adapter
+    if init and not all((init / f).exists() for f in ("adapter_config.json", "adapter_model.safetensors")):
+        print(f"error: --init-adapter {init}: no saved LoRA adapter there "
+              "(adapter_config.json and adapter_model.safetensors)", file=sys.stderr)
+        return 2
     overrides = {k: v for k, v in (("max_steps", args.max_steps), ("lr", args.lr),
                                    ("seed", args.seed)) if v is not None}
     if overrides:
@@ -342,7 +353,11 @@ def main(argv: list[str] | None = None) -> int:
         summary = fit_classical(cfg)
         print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
         return 0
-    summary = train(cfg, resume=args.resume, out_dir=args.output, init_adapter=args.init_adapter)
+    try:
+        summary = train(cfg, resume=args.resume, out_dir=args.output, init_adapter=init)
+    except AdapterMismatch as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
     return 0
 

@@ -266,17 +266,23 @@ def test_a_further_pass_starts_from_the_given_adapter(qwen_cfg, tmp_path, monkey
         prior["wall_time_s"] + runs["pass2"]["wall_time_s"], abs=0.1)
 
 
-def test_a_further_pass_refuses_an_adapter_of_another_shape(qwen_cfg, tmp_path, monkeypatch):
+def test_a_further_pass_refuses_a_missing_or_misfit_adapter(qwen_cfg, tmp_path, monkeypatch,
+                                                          capsys):
     from finetune import train as train_module
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(train_module, "load_split", lambda split: EXAMPLES)
     cfg = load_model_config(qwen_cfg)
     wider = {**cfg.model_dump(), "lora": {**cfg.lora.model_dump(), "r": 8}}
-    with pytest.raises(ValueError, match="r is 4, this config trains 8"):
-        train_module.main(["--model", _write_cfg(tmp_path, **wider), "--max-steps", "1",
-                           "--init-adapter", str(cfg.adapter_path()),
-                           "--output", str(tmp_path / "out")])
+    args = ["--model", _write_cfg(tmp_path, **wider), "--max-steps", "1",
+            "--output", str(tmp_path / "out")]
+    assert train_module.main([*args, "--init-adapter", str(cfg.adapter_path())]) == 2
+    assert "r is 4, this config trains 8" in capsys.readouterr().err
+    assert train_module.main([*args, "--init-adapter", str(tmp_path / "nowhere")]) == 2
+    assert "no saved LoRA adapter there" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # nothing was written
+    assert train_module.main(["--model", "nope"]) == 2
+    assert "unknown model 'nope'" in capsys.readouterr().err
 
 
 def test_clipping_report_scores_each_tail_share_on_a_tiny_qwen(qwen_cfg, tmp_path, monkeypatch):
