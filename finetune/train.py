@@ -229,7 +229,11 @@ def train(cfg: ModelConfig, resume: bool = False, base: str | None = None,
     tr.model.train()
     bar = tqdm(total=total, initial=tr.step, desc=f"train {cfg.name}", file=sys.stderr)
     stopped = "max_steps"
-    while tr.step < total:
+    stop_file = ckpt_dir / "STOP"  # `touch` it: the run ends at its next eval, checkpoint saved
+    if resume and stop_file.exists():  # resumed only to write a killed run's record
+        stop_file.unlink()  # consumed: the next --resume trains on
+        stopped = "stop requested"
+    while tr.step < total and stopped == "max_steps":
         batch = [train_ex[i] for i in order[tr.step * bs : (tr.step + 1) * bs]]
         for group in tr.optimizer.param_groups:
             group["lr"] = tr.lr_at(tr.step, total)
@@ -261,11 +265,12 @@ def train(cfg: ModelConfig, resume: bool = False, base: str | None = None,
                     fit_platt(val_y, val_p).save(out_dir)
             else:
                 tr.bad_evals += 1
+            stop_requested = stop_file.exists()  # read first: saving replaces the folder
             tr.save_checkpoint()
             if tr.bad_evals >= cfg.train.patience:
                 stopped = "early_stopping"
                 break
-            if (ckpt_dir / "STOP").exists():  # `touch <ckpt_dir>/STOP`: end at this eval
+            if stop_requested:
                 stopped = "stop requested"
                 break
     bar.close()

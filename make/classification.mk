@@ -3,7 +3,7 @@
 	classification-bench classification-report classification-report-cheap \
 	classification-report-cached classification-calibrate classification-audit \
 	classification-clipping classification-trial-two-pass classification-trial-two-pass-train \
-	classification-trial-all-layers-train
+	classification-trial-all-layers-train classification-trial-all-layers
 
 classification-fit:  ## fit the TF-IDF + logistic regression reference (seconds)
 	$(PY) -m finetune.train --model tfidf-logreg
@@ -48,3 +48,7 @@ classification-trial-two-pass:  ## the committed 1.5B adapter + a second pass (a
 
 classification-trial-all-layers-train:  ## LoRA on all 28 layers of the 1.5B (a trial; resumable) -> adapters/trials/qwen2.5-1.5b-all-layers/ (~105 CPU-min)
 	$(PY) -m finetune.train --model configs/models/trials/qwen2.5-1.5b-all-layers.yaml --resume
+
+classification-trial-all-layers:  ## the all-layers trial adapter on test, beside the default -> reports/classification/trials/all-layers/
+	$(PY) -m eval.compare --models keyword-rule qwen2.5-1.5b configs/models/trials/qwen2.5-1.5b-all-layers.yaml \
+		--out reports/classification/trials/all-layers

@@ -221,6 +221,35 @@ def test_qlora_trains_a_4bit_tiny_qwen_on_cuda(tmp_path, tiny_qwen_dir):
     assert np.isfinite(p).all()
 
 
+def test_resume_with_a_stop_file_only_writes_the_checkpoints_record(qwen_cfg, tmp_path):
+    """A killed run gets its training.json and card from its last checkpoint, untrained further."""
+    cfg = load_model_config(qwen_cfg).model_dump()
+    for steps in (2, 6):  # a 2-step run, then the same run resumed for 6 with STOP present
+        (tmp_path / str(steps)).mkdir()
+        path = _write_cfg(tmp_path / str(steps), **{
+            **cfg, "adapter": str(tmp_path / "adapter"),
+            "train": {**cfg["train"], "max_steps": steps}})
+        if steps == 6:
+            (tmp_path / "checkpoints" / "tiny-qwen" / "STOP").touch()
+        summary = _train_in(tmp_path, path, resume=steps == 6)
+    assert summary["steps"] == 2 and summary["stopped"] == "stop requested"
+    assert [h["step"] for h in summary["history"]] == [2]
+    assert json.loads((tmp_path / "adapter" / "training.json").read_text())["steps"] == 2
+    assert not (tmp_path / "checkpoints" / "tiny-qwen" / "STOP").exists()  # consumed
+
+
+def test_a_stop_file_ends_a_run_at_its_next_eval(qwen_cfg, tmp_path):
+    cfg = load_model_config(qwen_cfg).model_dump()
+    path = _write_cfg(tmp_path, **{**cfg, "adapter": str(tmp_path / "adapter"),
+                                   "train": {**cfg["train"], "max_steps": 6}})
+    (tmp_path / "checkpoints" / "tiny-qwen").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "tiny-qwen" / "STOP").touch()
+    summary = _train_in(tmp_path, path)
+    assert summary["steps"] == 2 and summary["stopped"] == "stop requested"
+    saved = torch.load(tmp_path / "checkpoints" / "tiny-qwen" / "trainer_state.pt", weights_only=False)
+    assert saved["step"] == 2  # the checkpoint was saved before it stopped
+
+
 def test_cli_overrides_write_a_trial_adapter_elsewhere(qwen_cfg, tmp_path, monkeypatch):
     from finetune import train as train_module
 
