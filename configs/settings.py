@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = Path(__file__).resolve().parent
 MODELS_DIR = CONFIG_DIR / "models"
+TRIALS_DIR = MODELS_DIR / "trials"
 
 
 class ConfigError(ValueError):
@@ -208,17 +209,26 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
 
 
 def available_models() -> list[str]:
+    """The models the reports compare; trials (configs/models/trials/) load by name too."""
     return sorted(p.stem for p in MODELS_DIR.glob("*.yaml"))
+
+
+def trial_models() -> list[str]:
+    return sorted(p.stem for p in TRIALS_DIR.glob("*.yaml"))
 
 
 @cache
 def load_model_config(name_or_path: str) -> ModelConfig:
-    """A model by name (configs/models/<name>.yaml) or by path to a YAML file."""
+    """A model by name (configs/models/<name>.yaml, then configs/models/trials/<name>.yaml)
+    or by path to a YAML file; a name keeps a trained adapter's card command runnable."""
     path = Path(name_or_path)
     if path.suffix not in {".yaml", ".yml"}:
         path = MODELS_DIR / f"{name_or_path}.yaml"
+        if not path.exists():
+            path = TRIALS_DIR / f"{name_or_path}.yaml"
     if not path.exists():
         raise ConfigError(
             f"unknown model {name_or_path!r}; available: {', '.join(available_models())}"
+            f" (trials: {', '.join(trial_models()) or 'none'})"
         )
     return _validate(ModelConfig, _read_yaml(path), str(path))

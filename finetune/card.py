@@ -37,7 +37,7 @@ def _further_pass(summary: dict) -> tuple[str, str]:
            f"best val loss {init.get('best_val_loss') or float('nan'):.4f}), with a fresh optimiser "
            f"and schedule; both passes together took {total:.1f} min.\n")
     regenerate = (
-        f"Two passes: `python -m finetune.train --model {model} --seed {init.get('seed')} "
+        f"Two passes: `python -m finetune.train --model {init.get('model') or model} --seed {init.get('seed')} "
         f"--output FIRST`, then `python -m finetune.train --model {model} --init-adapter FIRST "
         f"--seed {summary['train']['seed']}` (add `--resume` to continue from `checkpoints/`).")
     return run, regenerate

@@ -189,7 +189,7 @@ def _init_record(folder: Path) -> dict:
     info = folder / "training.json"
     if info.exists():
         prior = json.loads(info.read_text())
-        keys = ("version", "steps", "best_val_loss", "wall_time_s", "peak_rss_gib")
+        keys = ("model", "version", "steps", "best_val_loss", "wall_time_s", "peak_rss_gib")
         record.update({k: prior.get(k) for k in keys})
         record["seed"] = prior.get("train", {}).get("seed")
     return record

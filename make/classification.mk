@@ -3,7 +3,8 @@
 	classification-bench classification-report classification-report-cheap \
 	classification-report-cached classification-calibrate classification-audit \
 	classification-clipping classification-trial-two-pass classification-trial-two-pass-train \
-	classification-trial-all-layers-train classification-trial-all-layers
+	classification-trial-top14-train classification-trial-all-layers-train \
+	classification-trial-all-layers
 
 classification-fit:  ## fit the TF-IDF + logistic regression reference (seconds)
 	$(PY) -m finetune.train --model tfidf-logreg
@@ -39,16 +40,19 @@ classification-report-cached:  ## re-render the report from cached predictions o
 classification-audit:  ## sort the test errors by text evidence, cached predictions only -> reports/classification/audit.*
 	$(PY) -m eval.error_audit
 
-classification-trial-two-pass-train:  ## a second pass from the committed 1.5B adapter -> adapters/trials/qwen2.5-1.5b-two-pass/ (~67 CPU-min)
-	$(PY) -m finetune.train --model configs/models/trials/qwen2.5-1.5b-two-pass.yaml --init-adapter adapters/qwen2.5-1.5b
+classification-trial-two-pass-train:  ## a second pass from the top-14 adapter -> adapters/trials/qwen2.5-1.5b-two-pass/ (~67 CPU-min)
+	$(PY) -m finetune.train --model qwen2.5-1.5b-two-pass --init-adapter adapters/trials/qwen2.5-1.5b-top14
 
-classification-trial-two-pass:  ## the committed 1.5B adapter + a second pass (a trial) on test -> reports/classification/trials/two-pass/
-	$(PY) -m eval.compare --models keyword-rule qwen2.5-1.5b configs/models/trials/qwen2.5-1.5b-two-pass.yaml \
+classification-trial-two-pass:  ## the top-14 adapter + a second pass (a trial) on test -> reports/classification/trials/two-pass/
+	$(PY) -m eval.compare --models keyword-rule qwen2.5-1.5b-top14 qwen2.5-1.5b-two-pass \
 		--out reports/classification/trials/two-pass
 
-classification-trial-all-layers-train:  ## LoRA on all 28 layers of the 1.5B (a trial; resumable) -> adapters/trials/qwen2.5-1.5b-all-layers/ (~105 CPU-min)
-	$(PY) -m finetune.train --model configs/models/trials/qwen2.5-1.5b-all-layers.yaml --resume
+classification-trial-top14-train:  ## the default recipe until 2026-11-30: LoRA r16 on the top 14 layers -> adapters/trials/qwen2.5-1.5b-top14/ (~81 CPU-min)
+	$(PY) -m finetune.train --model qwen2.5-1.5b-top14
 
-classification-trial-all-layers:  ## the all-layers trial adapter on test, beside the default -> reports/classification/trials/all-layers/
-	$(PY) -m eval.compare --models keyword-rule qwen2.5-1.5b configs/models/trials/qwen2.5-1.5b-all-layers.yaml \
+classification-trial-all-layers-train:  ## LoRA r16 on all 28 layers (a trial; resumable) -> adapters/trials/qwen2.5-1.5b-all-layers/ (~105 CPU-min)
+	$(PY) -m finetune.train --model qwen2.5-1.5b-all-layers --resume
+
+classification-trial-all-layers:  ## where the LoRA goes, on test: top 14 layers at r16, all 28 at r8 (the default), all 28 at r16 -> reports/classification/trials/all-layers/
+	$(PY) -m eval.compare --models keyword-rule qwen2.5-1.5b-top14 qwen2.5-1.5b qwen2.5-1.5b-all-layers \
 		--out reports/classification/trials/all-layers

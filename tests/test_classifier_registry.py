@@ -38,6 +38,17 @@ def test_unknown_model_and_variant_are_clear_errors():
         get_classifier("keyword-rule", "zero-shot")
 
 
+def test_trial_configs_load_by_name_but_stay_out_of_the_reports():
+    from configs.settings import TRIALS_DIR, available_models, load_model_config, trial_models
+
+    trials = trial_models()
+    assert trials and not set(trials) & set(available_models())
+    cfg = load_model_config(trials[0])
+    assert cfg == load_model_config(str(TRIALS_DIR / f"{trials[0]}.yaml"))
+    with pytest.raises(ConfigError, match=f"trials: .*{trials[0]}"):
+        load_model_config("nope")
+
+
 def test_train_cli_refuses_the_rule(capsys):
     assert main(["--model", "keyword-rule"]) == 2
     assert "nothing to train" in capsys.readouterr().err

@@ -281,6 +281,7 @@ def test_a_further_pass_starts_from_the_given_adapter(qwen_cfg, tmp_path, monkey
     assert abs(start - prior["best_val_loss"]) < 0.1 * abs(
         runs["fresh"]["history"][0]["val_loss"] - prior["best_val_loss"])
     assert runs["pass2"]["init_adapter"]["version"] == prior["version"]
+    assert runs["pass2"]["init_adapter"]["model"] == prior["model"]
     assert runs["pass2"]["train"]["seed"] == 21 and "init_adapter" not in runs["fresh"]
     assert (tmp_path / "checkpoints" / f"tiny-qwen-from-{prior['version']}").is_dir()
     assert f"`{prior['version']}`" in (tmp_path / "pass2" / "README.md").read_text()
@@ -293,6 +294,18 @@ def test_a_further_pass_starts_from_the_given_adapter(qwen_cfg, tmp_path, monkey
     assert cost["steps_per_pass"] == [prior["steps"], 2]
     assert cost["wall_time_s"] == pytest.approx(
         prior["wall_time_s"] + runs["pass2"]["wall_time_s"], abs=0.1)
+
+
+def test_a_two_pass_card_names_each_pass_by_its_own_recipe():
+    from finetune.card import _further_pass
+
+    summary = {"model": "second", "wall_time_s": 60.0, "train": {"seed": 14},
+               "init_adapter": {"model": "first", "version": "v1", "steps": 175,
+                                "best_val_loss": 0.13, "wall_time_s": 120.0, "seed": 13}}
+    run, regenerate = _further_pass(summary)
+    assert "`v1`" in run and "3.0 min" in run
+    assert ("--model first --seed 13 --output FIRST" in regenerate
+            and "--model second --init-adapter FIRST --seed 14" in regenerate)
 
 
 def test_a_further_pass_refuses_a_missing_or_misfit_adapter(qwen_cfg, tmp_path, monkeypatch,
