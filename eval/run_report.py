@@ -52,7 +52,7 @@ def breakdown(records: list[dict]) -> dict:
             for m in record.get("disease_mentions") or []
             if m.get("is_cancer")
         }
-        cancers.update(n for n in cancer_names if n)
+        cancers.update(sorted(n for n in cancer_names if n))  # a set: sorted, so ties rank stably
         study_types[_study_type(record)] += 1
         citations = record.get("citations") or {}
         count = int(citations.get("count") or 0)
