@@ -4,6 +4,8 @@
 
 Writes reports/classification/throughput_<model>.json and .md. Load average is recorded
 before each measurement: a number taken while another heavy job runs is not comparable.
+For a causal LM it also writes the compute ceiling: this machine's measured bf16 matrix
+rate over the matrix work one abstract needs, the most any scheduling could reach here.
 """
 
 from __future__ import annotations
@@ -20,6 +22,36 @@ import torch
 
 from configs.settings import ConfigError, load_model_config
 from eval.compare import REPORT_DIR
+from tools.classifier.label_words import LabelWordClassifier
+
+
+def gemm_gflops(rows: int, hidden: int, intermediate: int, repeats: int = 5) -> float:
+    """bf16 matrix-multiply rate of this machine at the model's own MLP shape."""
+    x = torch.randn(rows, hidden, dtype=torch.bfloat16)
+    w = torch.randn(intermediate, hidden, dtype=torch.bfloat16)
+    torch.nn.functional.linear(x, w)  # warm-up: oneDNN picks its kernel on the first call
+    start = time.perf_counter()
+    for _ in range(repeats):
+        torch.nn.functional.linear(x, w)
+    return 2 * rows * hidden * intermediate * repeats / (time.perf_counter() - start) / 1e9
+
+
+def compute_ceiling(scorer: LabelWordClassifier, texts: list[str], batch_size: int) -> dict:
+    """Abstracts/s if every decoder matrix multiply ran at the measured bf16 GEMM rate.
+
+    Counts the decoder's linear layers only (2 flops per weight per token): attention
+    scores, norms and activations come on top, so the real rate stays below this.
+    """
+    decoder = scorer.model.get_decoder()
+    weights = sum(m.weight.numel() for m in decoder.modules() if isinstance(m, torch.nn.Linear))
+    tokens = float(scorer.encoder.encode(texts)["attention_mask"].sum(dim=1).float().mean())
+    gflop_per_abstract = 2 * weights * tokens / 1e9
+    cfg = scorer.model.config
+    rate = gemm_gflops(batch_size * int(tokens), cfg.hidden_size, cfg.intermediate_size)
+    return {"decoder_linear_weights": weights, "mean_tokens": round(tokens, 1),
+            "gflop_per_abstract": round(gflop_per_abstract, 1),
+            "gemm_gflops_bf16": round(rate, 1),
+            "abstracts_per_s": round(rate / gflop_per_abstract, 2)}
 
 
 def bench(model: str, variant: str, batch_sizes: list[int], n: int, repeats: int) -> dict:
@@ -45,11 +77,14 @@ def bench(model: str, variant: str, batch_sizes: list[int], n: int, repeats: int
         results.append({"batch_size": bs, "seconds": round(best, 3),
                         "abstracts_per_s": round(len(texts) / best, 2)})
         print(f"{model}/{variant} batch {bs}: {len(texts) / best:.2f} abstracts/s", file=sys.stderr)
+    ceiling = None
+    if isinstance(scorer, LabelWordClassifier):
+        ceiling = compute_ceiling(scorer, texts, max(batch_sizes))
     return {
         "model": load_model_config(model).name, "variant": variant, "n": len(texts),
         "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
         "load_average_1m": load_avg, "load_s": round(load_s, 2), "repeats": repeats,
-        "results": results, "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "results": results, "ceiling": ceiling, "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
 
 
@@ -59,12 +94,21 @@ def write(report: dict, out: Path) -> Path:
     path.write_text(json.dumps(report, indent=2) + "\n")
     rows = "\n".join(f"| {r['batch_size']} | {r['seconds']} | {r['abstracts_per_s']} |"
                      for r in report["results"])
+    ceiling = ""
+    if c := report.get("ceiling"):
+        ceiling = (
+            f"\nCompute ceiling on this machine: **{c['abstracts_per_s']} abstracts/s**. A bf16 "
+            f"matrix multiply at the model's MLP shape runs at {c['gemm_gflops_bf16']} GFLOP/s "
+            f"here, and one abstract ({c['mean_tokens']} tokens on average, prompt included) "
+            f"needs {c['gflop_per_abstract']} GFLOP in the decoder's linear layers alone "
+            f"({c['decoder_linear_weights']:,} weights x 2 flops per token).\n"
+        )
     path.with_suffix(".md").write_text(
         f"# Throughput: {report['model']} ({report['variant']})\n\n"
         f"{report['n']} val abstracts, {report['threads']} torch threads on "
         f"{report['cpu_count']} CPUs, load average {report['load_average_1m']} before the run, "
         f"best of {report['repeats']}; model load {report['load_s']} s; {report['when']}.\n\n"
-        f"| batch size | seconds | abstracts/s |\n|---|---|---|\n{rows}\n"
+        f"| batch size | seconds | abstracts/s |\n|---|---|---|\n{rows}\n{ceiling}"
     )
     return path
 

@@ -38,3 +38,21 @@ def test_disease_eval_and_rule_sweep_write_reports(tmp_path):
     assert len(rules["rows"]) == len(disease_rules.grid())
     assert rules["best"]["mean_exact_f1"] == max(r["mean_exact_f1"] for r in rules["rows"])
     assert (tmp_path / "rules.png").stat().st_size > 0 and (tmp_path / "rules.md").exists()
+
+
+def test_bench_of_a_causal_lm_writes_its_compute_ceiling(tmp_path, tiny_qwen_dir):
+    import yaml
+
+    model_yaml = tmp_path / "tiny-qwen.yaml"
+    model_yaml.write_text(yaml.safe_dump({"name": "tiny-qwen", "kind": "causal-lm-label-words",
+                                          "path": str(tiny_qwen_dir), "max_length": 128}))
+    rc = bench_classifier.main(["--model", str(model_yaml), "--variant", "baseline", "--n", "4",
+                                "--batch-sizes", "2", "--out", str(tmp_path)])
+    assert rc == 0
+    ceiling = json.loads((tmp_path / "throughput_tiny-qwen.json").read_text())["ceiling"]
+    # 2 layers of q, k, v, o (hidden 32, 2 of 4 heads for k and v) and gate, up, down (x64)
+    assert ceiling["decoder_linear_weights"] == 2 * (2 * 32 * 32 + 2 * 32 * 16 + 3 * 32 * 64)
+    gflop = 2 * ceiling["decoder_linear_weights"] * ceiling["mean_tokens"] / 1e9
+    assert ceiling["gemm_gflops_bf16"] > 0
+    assert abs(ceiling["abstracts_per_s"] / (ceiling["gemm_gflops_bf16"] / gflop) - 1) < 0.01
+    assert "Compute ceiling on this machine" in (tmp_path / "throughput_tiny-qwen.md").read_text()
