@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import os
 import sys
@@ -53,10 +54,12 @@ def adapter_version(model: str, variant: str) -> str | None:
     return None if variant == "baseline" else load_model_config(model).adapter_version()
 
 
-def model_inputs(model: str) -> dict:
-    """The settings besides the adapter that change what a model sees (cache key)."""
+def model_inputs(model: str, texts: list[str]) -> dict:
+    """What besides the adapter changes what a model sees (cache key): its clipping settings
+    and the preprocessed texts themselves, so a change of preprocessing makes caches stale."""
     cfg = load_model_config(model)
-    return {"max_length": cfg.max_length, "tail_share": cfg.tail_share}
+    digest = hashlib.sha256("\x1e".join(texts).encode()).hexdigest()
+    return {"max_length": cfg.max_length, "tail_share": cfg.tail_share, "texts_sha256": digest}
 
 
 def read_cached(path: Path, ids: list[str], version: str | None = None,
@@ -91,7 +94,7 @@ def predict(model: str, variant: str, split: str, out: Path, refresh: bool,
     y = np.array([e.label for e in examples])
     path = _cache_path(out, model, variant, split)
     meta_path = path.with_suffix(".json")
-    inputs = model_inputs(model)
+    inputs = model_inputs(model, [e.text for e in examples])
     p = None if refresh else read_cached(path, ids, adapter_version(model, variant), inputs)
     if p is None and cached_only:
         raise FileNotFoundError(
@@ -268,17 +271,22 @@ def render_markdown(report: dict) -> str:
             lines.append(f"- **{name}** {variant}: not evaluated ({why.splitlines()[0]}).")
     lines += ["", "## Cost", "",
               "| model | training wall time (min) | training peak RSS (GiB) | training steps | "
-              "best abstracts/s (batch, threads, load average) |", "|---|---|---|---|---|"]
+              "best abstracts/s (batch, threads, load average) | compute ceiling (abstracts/s) |",
+              "|---|---|---|---|---|---|"]
     for name, entry in report["models"].items():
         tr, tp = entry.get("training") or {}, entry.get("throughput")
-        speed = "not measured"
+        speed, ceiling = "not measured", "-"
         if tp:
             best = max(tp["results"], key=lambda r: r["abstracts_per_s"])
-            speed = (f"{best['abstracts_per_s']:.1f} ({best['batch_size']}, {tp['threads']}, "
-                     f"{tp['load_average_1m']})")
+            rate = best["abstracts_per_s"]
+            speed = (f"{rate:.2f}" if rate < 10 else f"{rate:.1f}") + (
+                f" ({best['batch_size']}, {tp['threads']}, {tp['load_average_1m']})")
+            if c := tp.get("ceiling"):
+                ceiling = f"{c['abstracts_per_s']:.2f}"
         wall = f"{tr['wall_time_s'] / 60:.1f}" if "wall_time_s" in tr else "-"
         steps = " + ".join(map(str, tr["steps_per_pass"])) if "steps_per_pass" in tr else tr.get("steps", "-")
-        lines.append(f"| {name} | {wall} | {tr.get('peak_rss_gib', '-')} | {steps} | {speed} |")
+        lines.append(f"| {name} | {wall} | {tr.get('peak_rss_gib', '-')} | {steps} | {speed} | "
+                     f"{ceiling} |")
     for name, entry in report["models"].items():
         lines += ["", f"## {name} ({entry['kind']})", ""]
         for variant, r in entry["variants"].items():
@@ -333,6 +341,11 @@ def render_markdown(report: dict) -> str:
                       f"{tp['threads']} threads, {tp['variant']} variant, {tp['n']} val abstracts, "
                       f"load average before {tp['load_average_1m']} "
                       f"(`throughput_{name}.json`).", ""]
+            if c := tp.get("ceiling"):
+                lines += [f"Compute ceiling on this machine: {c['abstracts_per_s']:.2f} "
+                          f"abstracts/s ({c['gflop_per_abstract']} GFLOP per abstract in the "
+                          f"decoder's linear layers at {c['gemm_gflops_bf16']} GFLOP/s, the "
+                          f"measured bf16 matrix rate).", ""]
     return "\n".join(lines) + "\n"
 
 

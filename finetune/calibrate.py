@@ -12,20 +12,26 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from configs.settings import ConfigError, load_model_config
 from eval.compare import REPORT_DIR, predict
+from finetune.card import write_model_card
 from tools.classifier.calibration import Calibration, fit_platt
 from tools.classifier.registry import SINGLE_VARIANT_KINDS
 
 
-def calibrate(model: str, refresh: bool = False) -> Calibration:
+def calibrate(model: str, refresh: bool = False, out: Path = REPORT_DIR) -> Calibration:
+    """Fit on the val predictions (cached under `out`); the adapter's card quotes the new map."""
     cfg = load_model_config(model)
-    if cfg.kind in SINGLE_VARIANT_KINDS or cfg.adapter_path() is None:
+    folder = cfg.adapter_path()
+    if cfg.kind in SINGLE_VARIANT_KINDS or folder is None:
         raise ValueError(f"{cfg.name} ({cfg.kind}) has no LoRA adapter to calibrate")
-    got = predict(model, "finetuned", "val", REPORT_DIR, refresh)
+    got = predict(model, "finetuned", "val", out, refresh)
     calibration = fit_platt(got["y"], got.get("p_raw", got["p"]), fitted_on="val")
-    calibration.save(cfg.adapter_path())
+    calibration.save(folder)
+    if (summary := folder / "training.json").exists():
+        write_model_card(folder, json.loads(summary.read_text()))
     return calibration
 
 

@@ -58,3 +58,17 @@ def test_cached_predictions_of_another_adapter_are_stale(tmp_path):
     path.with_suffix(".json").write_text(json.dumps(
         {"model_info": {"adapter_version": "v1"}, "inputs": {**head_only, "max_length": 384}}))
     assert read_cached(path, ["a", "b"], "v1", head_only) is None
+
+
+def test_cached_predictions_of_other_preprocessed_texts_are_stale(tmp_path):
+    """A preprocessing change alters what every model reads, whatever its adapter."""
+    from eval.compare import model_inputs, read_cached
+
+    path = tmp_path / "m__finetuned__test.csv"
+    path.write_text("abstract_id,label,p_cancer\na,Cancer,0.9\nb,Non-Cancer,0.2\n")
+    made_from = model_inputs("keyword-rule", ["Title: A\nAbstract: x", "Title: B\nAbstract: y"])
+    path.with_suffix(".json").write_text(
+        json.dumps({"model_info": {"adapter_version": "v1"}, "inputs": made_from}))
+    np.testing.assert_allclose(read_cached(path, ["a", "b"], "v1", made_from), [0.9, 0.2])
+    now = model_inputs("keyword-rule", ["Title: A\nAbstract: x", "Title: B\nAbstract: y."])
+    assert read_cached(path, ["a", "b"], "v1", now) is None

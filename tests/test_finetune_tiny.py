@@ -351,3 +351,20 @@ def test_clipping_choice_never_trades_accuracy_for_log_loss():
             {"tail_share": 0.5, "accuracy": 0.96, "log_loss": 0.13}]
     assert choose(rows)["tail_share"] == 0.5
     assert choose(rows[:2])["tail_share"] == 0.0
+
+
+def test_a_calibration_refit_rewrites_the_adapter_card(qwen_cfg, tmp_path):
+    """`finetune.calibrate` fits on the val split and the card quotes the map it wrote."""
+    import shutil
+
+    from finetune.calibrate import calibrate
+
+    adapter = tmp_path / "adapter"
+    shutil.copytree(load_model_config(qwen_cfg).adapter_path(), adapter)
+    cfg = _write_cfg(tmp_path, **{**yaml.safe_load(Path(qwen_cfg).read_text()),
+                                  "adapter": str(adapter)})
+    before = (adapter / "README.md").read_text()
+    calibration = calibrate(cfg, out=tmp_path / "reports")
+    assert calibration.n == 100  # the real val split, not the 8 training examples
+    card = (adapter / "README.md").read_text()
+    assert card != before and f"sigmoid({calibration.slope:.3f} * logit(P)" in card
