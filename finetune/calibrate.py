@@ -16,7 +16,7 @@ from pathlib import Path
 
 from configs.settings import ConfigError, load_model_config
 from eval.compare import REPORT_DIR, predict
-from finetune.card import write_model_card
+from finetune.card import rewrite_model_card
 from tools.classifier.calibration import Calibration, fit_platt
 from tools.classifier.registry import SINGLE_VARIANT_KINDS
 
@@ -30,8 +30,8 @@ def calibrate(model: str, refresh: bool = False, out: Path = REPORT_DIR) -> Cali
     got = predict(model, "finetuned", "val", out, refresh)
     calibration = fit_platt(got["y"], got.get("p_raw", got["p"]), fitted_on="val")
     calibration.save(folder)
-    if (summary := folder / "training.json").exists():
-        write_model_card(folder, json.loads(summary.read_text()))
+    if (folder / "training.json").exists():
+        rewrite_model_card(folder)
     return calibration
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 
@@ -88,9 +89,12 @@ Test-split metrics: `reports/classification/` (`make classification-report`).
     (out_dir / "README.md").write_text(text)
 
 
-if __name__ == "__main__":  # python -m finetune.card adapters/<model>: redo the card from training.json
-    import json
+def rewrite_model_card(folder: Path) -> None:
+    """Redo a trained adapter's card from its training.json (after a calibration refit, say)."""
+    write_model_card(folder, json.loads((folder / "training.json").read_text()))
+
+
+if __name__ == "__main__":  # python -m finetune.card adapters/<model>
     import sys
 
-    folder = Path(sys.argv[1])
-    write_model_card(folder, json.loads((folder / "training.json").read_text()))
+    rewrite_model_card(Path(sys.argv[1]))
