@@ -23,7 +23,7 @@ train:  ## LoRA fine-tune the default classifier
 	$(PY) -m finetune.train --model qwen2.5-1.5b
 
 schema:  ## export the output record's JSON Schema
-	$(PY) -m graph.schema
+	$(PY) -m core.schema
 
 run:  ## the main job on the embedded example input
 	$(PY) -m graph.run --input examples/abstracts.csv --output outputs/example.jsonl

@@ -9,7 +9,7 @@ from __future__ import annotations
 from langchain_core.runnables import RunnableConfig
 
 from agents.runtime import settings_for
-from graph.state import OncoState
+from core.state import OncoState
 from tools.citations import analyse_citations
 from tools.preprocess import Preprocessed
 from tools.summary import summarise

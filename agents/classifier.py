@@ -10,9 +10,9 @@ from __future__ import annotations
 from langchain_core.runnables import RunnableConfig
 
 from agents.runtime import settings_for
-from configs.settings import LadderStep, Settings
-from graph.schema import Attempt
-from graph.state import OncoState
+from core.schema import Attempt
+from core.settings import LadderStep, Settings
+from core.state import OncoState
 from tools.classifier.tool import classify_abstracts
 from tools.preprocess import Preprocessed, model_text
 

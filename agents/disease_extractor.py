@@ -5,7 +5,7 @@ from __future__ import annotations
 from langchain_core.runnables import RunnableConfig
 
 from agents.runtime import settings_for
-from graph.state import OncoState
+from core.state import OncoState
 from tools.diseases import disease_names, extract_diseases
 from tools.preprocess import Preprocessed
 

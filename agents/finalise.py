@@ -1,4 +1,4 @@
-"""Node: assemble the one output record (graph.schema.AbstractRecord) from the state."""
+"""Node: assemble the one output record (core.schema.AbstractRecord) from the state."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from functools import lru_cache
 from langchain_core.runnables import RunnableConfig
 
 from agents.runtime import settings_for
-from configs.settings import load_model_config
-from graph.schema import AbstractRecord, ModelInfo
-from graph.state import OncoState
+from core.schema import AbstractRecord, ModelInfo
+from core.settings import load_model_config
+from core.state import OncoState
 from tools.classifier.tool import as_scores
 from tools.diseases import model_info as disease_model_info
 from tools.preprocess import Preprocessed

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from graph.state import OncoState
+from core.state import OncoState
 from tools.preprocess import preprocess
 
 

@@ -10,7 +10,7 @@ from functools import lru_cache
 
 from langchain_core.runnables import RunnableConfig
 
-from configs.settings import Settings, load_settings
+from core.settings import Settings, load_settings
 
 
 @lru_cache(maxsize=8)

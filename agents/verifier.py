@@ -15,9 +15,9 @@ from langchain_core.runnables import RunnableConfig
 
 from agents.classifier import next_call
 from agents.runtime import settings_for
-from configs.settings import Settings
-from graph.schema import Attempt, VerifierReport
-from graph.state import OncoState
+from core.schema import Attempt, VerifierReport
+from core.settings import Settings
+from core.state import OncoState
 
 
 def aggregate_p(state: OncoState, settings: Settings) -> float:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from configs.settings import ConfigError, load_model_config
+from core.settings import ConfigError, load_model_config
 from eval.compare import REPORT_DIR
 from tools.classifier.label_words import LabelWordClassifier
 
@@ -49,8 +49,8 @@ def compute_ceiling(scorer: LabelWordClassifier, texts: list[str], batch_size: i
     cfg = scorer.model.config
     rate = gemm_gflops(batch_size * int(tokens), cfg.hidden_size, cfg.intermediate_size)
     return {"decoder_linear_weights": weights, "mean_tokens": round(tokens, 1),
-            "gflop_per_abstract": round(gflop_per_abstract, 1),
-            "gemm_gflops_bf16": round(rate, 1),
+            "gflop_per_abstract": float(f"{gflop_per_abstract:.4g}"),
+            "gemm_gflops_bf16": float(f"{rate:.4g}"),
             "abstracts_per_s": round(rate / gflop_per_abstract, 2)}
 
 

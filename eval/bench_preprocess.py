@@ -24,8 +24,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from configs.settings import PROJECT_ROOT, load_settings
-from graph.io import read_folder
+from core.io import read_folder
+from core.settings import PROJECT_ROOT, load_settings
 from tools.citations import analyse_citations
 from tools.preprocess import model_text, preprocess
 from tools.summary import study_type

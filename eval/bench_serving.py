@@ -27,9 +27,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from configs.settings import PROJECT_ROOT, load_settings
+from core.io import InputRow
+from core.settings import PROJECT_ROOT, load_settings
 from eval.loadtest import REPORT_DIR, sample_abstracts
-from graph.io import InputRow
 from graph.stream import Keys, connect, ensure_group, produce
 
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from configs.settings import PROJECT_ROOT, ConfigError, load_model_config
-from eval.metrics import log_loss, roc_auc
+from core.metrics import log_loss, roc_auc
+from core.settings import PROJECT_ROOT, ConfigError, load_model_config, load_settings
 
 REPORT_DIR = PROJECT_ROOT / "reports" / "classification"
 SPLIT = "val"
@@ -110,11 +110,12 @@ def _plot(report: dict, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="qwen2.5-1.5b")
+    ap.add_argument("--model", default=None, help="default: the configured classifier")
     ap.add_argument("--tail-shares", type=float, nargs="+", default=[0.0, 0.33])
     ap.add_argument("--limit", type=int, default=None, help="first N val abstracts (smoke runs)")
     ap.add_argument("--out", type=Path, default=REPORT_DIR)
     args = ap.parse_args(argv)
+    args.model = args.model or load_settings().classifier.model
     shares = sorted({0.0, *args.tail_shares})  # head-only is the reference
     if any(not 0 <= s < 1 for s in shares):
         print("error: --tail-shares must lie in [0, 1)", file=sys.stderr)

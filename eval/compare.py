@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from configs.settings import PROJECT_ROOT, ConfigError, available_models, load_model_config
-from eval import metrics as M
+from core import metrics as M
+from core.settings import PROJECT_ROOT, ConfigError, available_models, load_model_config
 from tools.classifier.calibration import Calibration
 
 REPORT_DIR = PROJECT_ROOT / "reports" / "classification"

@@ -19,11 +19,10 @@ import time
 from itertools import product
 from pathlib import Path
 
-from configs.settings import PROJECT_ROOT, load_settings
+from core.settings import PROJECT_ROOT, MergeRule, load_settings
 from eval.diseases import CORPORA, TARGETS, describe, in_gold_offsets, score
 from tools.diseases import adapter_available, find_candidates, resolve
 from tools.diseases.corpus import read_pubtator
-from tools.diseases.spans import MergeRule
 from tools.preprocess import preprocess
 
 PRIORITIES = (("dictionary", "model", "llm"), ("model", "dictionary", "llm"))

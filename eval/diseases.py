@@ -21,10 +21,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from configs.settings import PROJECT_ROOT, load_settings
+from core.settings import PROJECT_ROOT, ROUTE_PRIORITY, MergeRule, load_settings
 from tools.diseases import adapter_available, extract_batch
 from tools.diseases.corpus import GoldDoc, read_pubtator
-from tools.diseases.spans import ROUTE_PRIORITY, MergeRule
 from tools.diseases.vocab import load_vocabulary
 from tools.preprocess import preprocess
 

@@ -27,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from configs.settings import ConfigError, available_models, load_model_config, load_settings
+from core.metrics import THRESHOLD
+from core.schema import DiseaseMention
+from core.settings import ConfigError, available_models, load_model_config, load_settings
 from eval.compare import REPORT_DIR, predict
-from eval.metrics import THRESHOLD
 from finetune.data import load_corpus, read_split
-from graph.schema import DiseaseMention
 from tools.classifier.classical import KEYWORD_PATTERN
 from tools.classifier.label_words import PromptEncoder
 from tools.diseases import SEPARATOR, extract_batch, joined_text

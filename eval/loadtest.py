@@ -29,8 +29,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from configs.settings import PROJECT_ROOT, load_settings
-from graph.io import InputRow, read_folder
+from core.io import InputRow, read_folder
+from core.settings import PROJECT_ROOT, load_settings
 
 HOST = "127.0.0.1"  # never anything else
 REPORT_DIR = PROJECT_ROOT / "reports" / "serving"

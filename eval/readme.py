@@ -13,7 +13,7 @@ import json
 import re
 from pathlib import Path
 
-from configs.settings import PROJECT_ROOT
+from core.settings import PROJECT_ROOT
 
 README = PROJECT_ROOT / "README.md"
 REPORTS = PROJECT_ROOT / "reports"

@@ -21,7 +21,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from configs.settings import PROJECT_ROOT, load_settings  # noqa: E402
+from core.settings import PROJECT_ROOT, load_settings  # noqa: E402
 from finetune.data import load_corpus, read_split  # noqa: E402
 
 REPORT_DIR = PROJECT_ROOT / "reports" / "verifier"
@@ -116,7 +116,7 @@ What triggered the first re-query:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from graph.io import InputRow
+    from core.io import InputRow
     from graph.pipeline import Pipeline
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_before": load_before,
     }
     print(write_report(analyse(records, gold), meta))
-    from eval.run_report import write_run_report
+    from graph.run_report import write_run_report
 
     print(write_run_report(records, "test-split"))
     return 0

@@ -21,7 +21,7 @@ from pathlib import Path
 from statistics import fmean
 
 from agents.verifier import find_problem
-from configs.settings import PROJECT_ROOT, LadderStep, Settings, load_settings
+from core.settings import PROJECT_ROOT, LadderStep, Settings, load_settings
 from finetune.data import load_corpus, read_split
 from tools.diseases import extract_batch
 from tools.preprocess import Preprocessed, model_text, preprocess

@@ -15,7 +15,7 @@ def _calibration_text(out_dir: Path) -> str:
     return f"""## Calibration
 `calibration.json`: Platt scaling P' = sigmoid({cal.slope:.3f} * logit(P) {"-" if cal.intercept < 0 else "+"} {abs(cal.intercept):.3f}),
 fitted on the {cal.n} {cal.fitted_on} abstracts' scores of this adapter; the fine-tuned
-classifier applies it (`python -m finetune.calibrate --model <model>` refits it).
+classifier applies it (`python -m eval.calibrate --model <model>` refits it).
 """
 
 

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-from configs.settings import Settings, load_settings
-from graph.io import InputRow, read_folder
+from core.io import InputRow, read_folder
+from core.labels import Example
+from core.settings import Settings, load_settings
 from tools.preprocess import View, model_text, preprocess
 
-LABELS = ("Cancer", "Non-Cancer")
 SPLIT_DIR = Path(__file__).resolve().parent / "splits"
 
-
-@dataclass
-class Example:
-    abstract_id: str  # kept for bookkeeping only: never part of the model text
-    text: str
-    label: int  # 1 = Cancer, 0 = Non-Cancer
 
 
 def load_corpus(settings: Settings | None = None) -> list[InputRow]:

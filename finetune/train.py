@@ -26,9 +26,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from configs.settings import ConfigError, ModelConfig, load_model_config
-from eval.metrics import log_loss
-from finetune.data import Example, load_split
+from core.labels import Example
+from core.metrics import log_loss
+from core.settings import ConfigError, ModelConfig, load_model_config, load_settings
+from finetune.data import load_split
 from tools.classifier.calibration import fit_platt
 
 log = logging.getLogger("finetune")
@@ -323,7 +324,7 @@ def fit_classical(cfg: ModelConfig, out_dir: Path | None = None,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="qwen2.5-1.5b")
+    parser.add_argument("--model", default=None, help="default: the configured classifier")
     parser.add_argument("--resume", action="store_true", help="continue from checkpoints/<model> (a further pass: checkpoints/<model>-from-<version>)")
     parser.add_argument("--max-steps", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None, help="override the model's train.lr")
@@ -336,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="adapter folder (default: the model's `adapter`); keeps a trial "
                              "run from replacing the committed adapter")
     args = parser.parse_args(argv)
+    args.model = args.model or load_settings().classifier.model
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     try:
         cfg = load_model_config(args.model)

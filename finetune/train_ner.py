@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from configs.settings import PROJECT_ROOT, Settings
+from core.settings import PROJECT_ROOT, load_settings
 from tools.diseases.corpus import GoldDoc, read_pubtator
 from tools.diseases.ner import (
     LABELS,
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     base = args.base or prepare("minilm")
-    data = Settings().data_path()
+    data = load_settings().data_path()
     train_docs = {f: read_pubtator(data / f)[: args.limit] for f in TRAIN_FILES}
     dev_docs = [read_pubtator(data / f)[: args.limit] for f in DEV_FILES]
     tokenizer = AutoTokenizer.from_pretrained(base)

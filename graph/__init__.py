@@ -1,6 +1,6 @@
 """OncoGraph: `from graph import graph` gives the compiled LangGraph workflow (no checkpointer).
 
-The graph is compiled on first access (PEP 562), so `graph.io` or `graph.schema` can be
+The graph is compiled on first access (PEP 562), so `core.io` or `core.schema` can be
 imported by training code without pulling in every node. Compiling loads no model:
 models load on first use, once per process.
 """

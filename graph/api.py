@@ -31,9 +31,9 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from configs.settings import Settings, load_model_config, load_settings
-from graph.io import MAX_ABSTRACT_CHARS, InputRow
-from graph.schema import AbstractRecord
+from core.io import MAX_ABSTRACT_CHARS, InputRow
+from core.schema import AbstractRecord
+from core.settings import Settings, load_model_config, load_settings
 
 log = logging.getLogger("oncograph.api")
 

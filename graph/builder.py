@@ -17,7 +17,7 @@ from agents.finalise import finalise_node
 from agents.preprocessing import preprocess_node
 from agents.runtime import settings_for
 from agents.verifier import route_after_verify, verify_node
-from graph.state import InputState, OncoState, OutputState
+from core.state import InputState, OncoState, OutputState
 
 
 def route_after_preprocess(state: OncoState, config) -> str:

@@ -12,10 +12,10 @@ import logging
 import time
 from collections.abc import Iterable
 
-from configs.settings import Settings, load_settings
+from core.io import InputRow
+from core.schema import AbstractRecord
+from core.settings import Settings, load_settings
 from graph.builder import compile_graph
-from graph.io import InputRow
-from graph.schema import AbstractRecord
 
 log = logging.getLogger(__name__)
 

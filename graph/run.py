@@ -18,8 +18,8 @@ from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
 
-from configs.settings import PROJECT_ROOT, ConfigError, available_models, load_settings
-from graph.io import InputError, done_ids, iter_jsonl, read_input
+from core.io import InputError, done_ids, iter_jsonl, read_input
+from core.settings import PROJECT_ROOT, ConfigError, available_models, load_settings
 
 CHUNK = 32  # rows per graph.batch call: progress and durability granularity
 
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     records = list(iter_jsonl(output))
     print(summarise_run(records, seconds, processed), file=sys.stderr)
     if not args.no_report and records:
-        from eval.run_report import write_run_report
+        from graph.run_report import write_run_report
 
         report = write_run_report(records, output.stem)
         print(f"report: {report}", file=sys.stderr)

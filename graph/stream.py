@@ -36,8 +36,8 @@ from typing import Any
 
 import redis
 
-from configs.settings import ConfigError, load_settings
-from graph.io import InputError, InputRow, read_input
+from core.io import InputError, InputRow, read_input
+from core.settings import ConfigError, load_settings
 
 log = logging.getLogger("oncograph.stream")
 

@@ -16,7 +16,7 @@ classification-train-0.5b:  ## LoRA label-word tuning of Qwen2.5-0.5B
 	$(PY) -m finetune.train --model qwen2.5-0.5b
 
 classification-calibrate:  ## refit an adapter's val Platt calibration: make classification-calibrate MODEL=minilm
-	$(PY) -m finetune.calibrate --model $(or $(MODEL),qwen2.5-1.5b)
+	$(PY) -m eval.calibrate --model $(or $(MODEL),qwen2.5-1.5b)
 
 classification-clipping:  ## how the 1.5B clips long abstracts: head-only vs head + tail on val (~10 CPU-min)
 	$(PY) -m eval.clipping --model qwen2.5-1.5b

@@ -9,4 +9,4 @@ preprocessing-test:  ## preprocessing, citation and summary tests (incl. hypothe
 		tests/test_citations.py tests/test_summary.py
 
 run-report:  ## corpus breakdown of a run's output: make run-report RECORDS=outputs/example.jsonl
-	$(PY) -m eval.run_report $(or $(RECORDS),outputs/example.jsonl)
+	$(PY) -m graph.run_report $(or $(RECORDS),outputs/example.jsonl)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from configs.settings import PROJECT_ROOT, Settings
+from core.settings import PROJECT_ROOT, load_settings
 
 # tiny models gain nothing from threads, and oversubscribed OpenMP threads stall whatever
 # else runs on the machine (a training job, other test workers)
@@ -47,7 +47,7 @@ def tiny_qwen_dir(tmp_path_factory, qwen_tokenizer_dir) -> Path:
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    path = Settings().data_path()
+    path = load_settings().data_path()
     if not (path / "abstracts").exists():
         pytest.fail(f"shared data not found at {path}; set ONCOGRAPH_DATA")
     return path

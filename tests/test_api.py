@@ -10,10 +10,10 @@ import jsonschema
 import pytest
 from fastapi.testclient import TestClient
 
-from configs.settings import load_settings
+from core.io import MAX_ABSTRACT_CHARS
+from core.schema import SCHEMA_PATH
+from core.settings import load_settings
 from graph.api import ApiSettings, create_app
-from graph.io import MAX_ABSTRACT_CHARS
-from graph.schema import SCHEMA_PATH
 
 ITEM = {
     "abstract_id": "30873683",

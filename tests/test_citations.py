@@ -8,7 +8,7 @@ import json
 import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
-from graph.schema import CitationAnalysis
+from core.schema import CitationAnalysis
 from tools.citations import FUNCTIONS, analyse_citations, build_prompt, identifiers, rule_function
 from tools.preprocess import preprocess
 
@@ -132,7 +132,7 @@ def test_prompt_names_every_function_and_asks_for_json():
 
 
 def test_real_corpus_citations(data_dir):
-    from graph.io import read_folder
+    from core.io import read_folder
 
     rows = {r.abstract_id: r for r in read_folder(data_dir / "abstracts")}
     row = rows["31292799"]

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import yaml
 
-from configs.settings import ConfigError
-from finetune.data import Example
+from core.labels import Example
+from core.settings import ConfigError
 from finetune.train import fit_classical, main
 from tools.classifier.classical import KeywordRule, TfidfLogReg
 from tools.classifier.registry import get_classifier
@@ -39,7 +39,7 @@ def test_unknown_model_and_variant_are_clear_errors():
 
 
 def test_trial_configs_load_by_name_but_stay_out_of_the_reports():
-    from configs.settings import TRIALS_DIR, available_models, load_model_config, trial_models
+    from core.settings import TRIALS_DIR, available_models, load_model_config, trial_models
 
     trials = trial_models()
     assert trials and not set(trials) & set(available_models())
@@ -62,7 +62,7 @@ def test_tfidf_fit_save_load_predict(tmp_path):
     cfg_path = tmp_path / "tfidf.yaml"
     cfg_path.write_text(yaml.safe_dump({"name": "tfidf-test", "kind": "tfidf-logreg",
                                         "adapter": str(tmp_path / "adapter")}))
-    from configs.settings import load_model_config
+    from core.settings import load_model_config
 
     meta = fit_classical(load_model_config(str(cfg_path)), train_ex=examples, val_ex=examples)
     assert meta["C"] > 0 and (tmp_path / "adapter" / "weights.npz").exists()

@@ -9,8 +9,8 @@ import sys
 import jsonschema
 import pytest
 
+from core.schema import SCHEMA_PATH, AbstractRecord
 from graph.run import main
-from graph.schema import SCHEMA_PATH, AbstractRecord
 
 ABSTRACT = "Non-small cell lung cancer (NSCLC) <i>in vivo</i> models. Copyright   2016 Wiley Periodicals, Inc."
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
+from core.settings import MergeRule
 from tools.diseases import disease_names, extract_batch, extract_diseases
 from tools.diseases.abbrev import find_abbreviations
 from tools.diseases.llm import ground
 from tools.diseases.ner import TokenScores, decode
-from tools.diseases.spans import MergeRule, Span, admit, merge, widen
+from tools.diseases.spans import Span, admit, merge, widen
 from tools.diseases.vocab import is_cancer_tree, key_of, load_vocabulary, readable_name
 from tools.preprocess import preprocess
 
@@ -174,10 +175,11 @@ def test_llm_route_survives_malformed_output(vocab):
     assert ground("no disease here", ["fever of unknown origin"], vocab) == []
 
 
-def test_default_chat_model_runs_offline_on_a_local_folder(tiny_qwen_dir, vocab):
-    from tools.diseases.llm import default_chat_model, llm_spans
+def test_the_llm_route_runs_offline_on_a_local_folder(tiny_qwen_dir, vocab):
+    from tools.chat_model import build_chat_model
+    from tools.diseases.llm import llm_spans
 
-    chat = default_chat_model(str(tiny_qwen_dir), max_new_tokens=8)
+    chat = build_chat_model(tiny_qwen_dir, max_new_tokens=8)
     assert llm_spans("Lung cancer in smokers.", vocab, chat) == []  # random weights: no JSON
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
-from eval import metrics as M
+from core import metrics as M
 
 
 @pytest.fixture()

@@ -15,8 +15,8 @@ import pytest
 import torch
 import yaml
 
-from configs.settings import load_model_config
-from finetune.data import Example
+from core.labels import Example
+from core.settings import load_model_config
 from finetune.train import train
 from tools.classifier import registry
 
@@ -354,10 +354,10 @@ def test_clipping_choice_never_trades_accuracy_for_log_loss():
 
 
 def test_a_calibration_refit_rewrites_the_adapter_card(qwen_cfg, tmp_path):
-    """`finetune.calibrate` fits on the val split and the card quotes the map it wrote."""
+    """`eval.calibrate` fits on the val split and the card quotes the map it wrote."""
     import shutil
 
-    from finetune.calibrate import calibrate
+    from eval.calibrate import calibrate
 
     adapter = tmp_path / "adapter"
     shutil.copytree(load_model_config(qwen_cfg).adapter_path(), adapter)

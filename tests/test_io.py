@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from graph.io import MAX_ABSTRACT_CHARS, InputError, done_ids, parse_abstract_file, read_input
+from core.io import MAX_ABSTRACT_CHARS, InputError, done_ids, parse_abstract_file, read_input
 
 
 def test_csv_id_columns_are_case_insensitive_and_extra_columns_ignored(tmp_path):

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from graph.io import read_folder
+from core.io import read_folder
 from tools.preprocess import CITATION_MARKER, model_text, preprocess
 
 PUBLISHER_LINES = {  # Non-Cancer files whose abstract ends with publisher boilerplate

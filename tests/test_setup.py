@@ -7,7 +7,7 @@ import subprocess
 
 import yaml
 
-from configs.settings import PROJECT_ROOT
+from core.settings import PROJECT_ROOT
 
 SETUP = PROJECT_ROOT / "scripts" / "setup.sh"
 DEPLOY = PROJECT_ROOT / "scripts" / "deploy.sh"

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from configs.settings import load_settings
-from graph.io import InputRow
+from core.io import InputRow
+from core.settings import load_settings
 from graph.stream import Keys, Worker, WorkerConfig, connect, main, produce
 
 

@@ -8,8 +8,8 @@ import json
 import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
-from eval.run_report import breakdown, write_run_report
-from graph.schema import AbstractRecord, CitationAnalysis, DiseaseMention
+from core.schema import AbstractRecord, CitationAnalysis, DiseaseMention
+from graph.run_report import breakdown, write_run_report
 from tools.preprocess import preprocess
 from tools.summary import main_finding, study_type, summarise, topic
 
@@ -131,7 +131,7 @@ def test_run_report_breakdown_and_files(tmp_path):
 
 
 def test_run_report_cli_rejects_bad_input(tmp_path, capsys):
-    from eval.run_report import main
+    from graph.run_report import main
 
     bad = tmp_path / "out.jsonl"
     bad.write_text('{"abstract_id": "1", "status": "ok"}\nnot json\n')

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from configs.settings import load_settings
+from core.schema import ModelInfo
+from core.settings import load_settings
 from graph.builder import compile_graph
-from graph.schema import ModelInfo
 
 CANCER_TEXT = "Non-small cell lung cancer (NSCLC) is the leading cause of cancer death. We treated 40 patients."
 PLAIN_TEXT = "Asthma is a chronic airway disease. We studied inhaled steroids in 40 children."

@@ -20,7 +20,7 @@ from langchain_core.output_parsers import PydanticOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from pydantic import BaseModel, Field, ValidationError
 
-from graph.schema import Citation, CitationAnalysis
+from core.schema import Citation, CitationAnalysis
 from tools.chat_model import model_label
 from tools.preprocess import CITATION_MARKER, Preprocessed
 

@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from graph.schema import Citation
+from core.schema import Citation
 
 Field_ = Literal["title", "abstract"]
 CITATION_MARKER = "[ref]"

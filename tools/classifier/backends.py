@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
-from configs.settings import ModelConfig
-from finetune.data import Example
+from core.labels import Example
+from core.settings import ModelConfig
 
 
 def _top_layer_ids(model, top: int | None) -> list[int] | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from configs.settings import ModelConfig
+from core.settings import ModelConfig
 from tools.classifier.batching import score_by_length
 from tools.classifier.prompts import LABEL_WORDS, render_messages
 

@@ -16,8 +16,8 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from configs.settings import ModelConfig, load_model_config
-from graph.schema import ModelInfo
+from core.schema import ModelInfo
+from core.settings import ModelConfig, load_model_config
 from tools.classifier.calibration import Calibration
 
 Variant = Literal["finetuned", "baseline"]

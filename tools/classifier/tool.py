@@ -13,7 +13,7 @@ from functools import cache
 from langchain_core.tools import tool
 from pydantic import BaseModel, Field
 
-from configs.settings import load_model_config
+from core.settings import load_model_config, load_settings
 from tools.classifier.batching import MicroBatcher
 
 _loading = threading.Lock()  # concurrent first calls must not load the model N times
@@ -45,17 +45,18 @@ def as_scores(p_cancer: float) -> dict[str, float]:
 
 class ClassifyInput(BaseModel):
     texts: list[str] = Field(description="Title and abstract of each paper, one string per paper")
-    model: str = Field("qwen2.5-1.5b", description="Classifier name under configs/models/")
+    model: str | None = Field(
+        None, description="Classifier name under configs/models/; default: the configured one")
     prompt: str = Field("default", description="Prompt variant: 'default' or 'definition'")
 
 
 @tool("classify_abstracts", args_schema=ClassifyInput)
 def classify_abstracts(
-    texts: list[str], model: str = "qwen2.5-1.5b", prompt: str = "default"
+    texts: list[str], model: str | None = None, prompt: str = "default"
 ) -> list[dict[str, float]]:
     """Classify PubMed abstracts as Cancer or Non-Cancer (any neoplasm counts as cancer).
 
     Returns one {"Cancer": p, "Non-Cancer": 1 - p} per text, in input order.
     """
-    probs = batcher_for(model).predict(texts, prompt)
+    probs = batcher_for(model or load_settings().classifier.model).predict(texts, prompt)
     return [as_scores(float(p)) for p in probs]

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from graph.schema import DiseaseMention, ModelInfo
+from core.schema import DiseaseMention, ModelInfo
+from core.settings import MergeRule, load_settings
 from tools.diseases.dictionary import dictionary_spans
 from tools.diseases.spans import (
-    MergeRule,
     Span,
     admit,
     merge,
@@ -96,7 +96,8 @@ def find_candidates(
 ) -> list[Candidates]:
     """Every route's spans per document; the model route runs as one batch.
 
-    `chat_model` serves the "llm" route (default: local Qwen2.5-0.5B, loaded lazily).
+    `chat_model` serves the "llm" route (default: the configured `diseases.llm_model`,
+    loaded once per process by tools.chat_model).
     """
     routes = _check_routes(routes)
     bad = [type(d).__name__ for d in docs if not isinstance(d, Preprocessed)]
@@ -118,8 +119,10 @@ def find_candidates(
             c.spans.extend(spans)
             c.scores = scores
     if "llm" in routes:
+        from tools.chat_model import get_chat_model
         from tools.diseases.llm import llm_spans
 
+        chat_model = chat_model or get_chat_model(load_settings().diseases.llm_model)
         for c in found:
             c.spans.extend(llm_spans(c.text, vocab, chat_model))
     return found
@@ -128,8 +131,6 @@ def find_candidates(
 @lru_cache(maxsize=1)
 def configured_rule() -> MergeRule:
     """The merge rule of configs/default.yaml (chosen on the dev sets), the library default."""
-    from configs.settings import load_settings
-
     return load_settings().diseases.merge_rule()
 
 
@@ -203,5 +204,6 @@ def model_info(routes: Sequence[str] = ("dictionary", "model")) -> list[ModelInf
         out.append(ModelInfo(name="all-MiniLM-L6-v2 + ner-minilm", kind="disease-ner",
                              adapter_version=version))
     if "llm" in routes:
-        out.append(ModelInfo(name="qwen2.5-0.5b (grounded)", kind="disease-llm"))
+        out.append(ModelInfo(name=f"{load_settings().diseases.llm_model} (grounded)",
+                             kind="disease-llm"))
     return out

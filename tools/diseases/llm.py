@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-from functools import lru_cache
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import PydanticOutputParser
@@ -42,25 +41,6 @@ _PROMPT = ChatPromptTemplate.from_messages([
 ]).partial(format_instructions=_PARSER.get_format_instructions())
 
 
-@lru_cache(maxsize=2)
-def default_chat_model(model_dir: str | None = None, max_new_tokens: int = 256) -> BaseChatModel:
-    """ChatHuggingFace over a local transformers text-generation pipeline (greedy).
-
-    `model_dir` defaults to the offline qwen2.5-0.5b folder; the tokenizer is passed in so
-    nothing is looked up on the hub.
-    """
-    from langchain_huggingface import ChatHuggingFace, HuggingFacePipeline
-    from transformers import pipeline
-
-    from tools.weights import prepare
-
-    path = model_dir or str(prepare("qwen2.5-0.5b"))
-    generator = pipeline("text-generation", model=path, tokenizer=path,
-                         max_new_tokens=max_new_tokens, do_sample=False, return_full_text=False)
-    llm = HuggingFacePipeline(pipeline=generator, model_id=path)
-    return ChatHuggingFace(llm=llm, tokenizer=generator.tokenizer, model_id=path)
-
-
 def ask(text: str, chat: BaseChatModel) -> list[str]:
     """The chat model's disease strings; [] when its answer does not parse."""
     try:
@@ -83,5 +63,5 @@ def ground(text: str, names: list[str], vocab: Vocabulary) -> list[Span]:
     return out
 
 
-def llm_spans(text: str, vocab: Vocabulary, chat: BaseChatModel | None = None) -> list[Span]:
-    return ground(text, ask(text, chat or default_chat_model()), vocab)
+def llm_spans(text: str, vocab: Vocabulary, chat: BaseChatModel) -> list[Span]:
+    return ground(text, ask(text, chat), vocab)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from configs.settings import PROJECT_ROOT
+from core.settings import PROJECT_ROOT
 from tools.diseases.ner import TokenScores, decode, predict_tokens
 from tools.diseases.normalise import normalise
 from tools.diseases.spans import Span

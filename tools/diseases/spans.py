@@ -6,10 +6,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from core.settings import ROUTE_PRIORITY, MergeRule
 from tools.diseases.abbrev import find_abbreviations
 from tools.diseases.vocab import Vocabulary
-
-ROUTE_PRIORITY = ("dictionary", "model", "llm")
 
 
 @dataclass(frozen=True)
@@ -19,19 +18,6 @@ class Span:
     concept_id: str
     source: str  # dictionary | model | llm, "+abbreviation" when propagated
     score: float = 1.0  # the model route's mean P(disease) over the span's tokens
-
-
-@dataclass(frozen=True)
-class MergeRule:
-    """How the routes combine; the thresholds only act when the model route runs.
-
-    Chosen on the dev sets by `python -m eval.disease_rules` (reports/diseases/rules.md).
-    """
-
-    priority: tuple[str, ...] = ROUTE_PRIORITY
-    min_model_score: float = 0.0  # a model span needs this mean P(disease) to be proposed
-    min_dictionary_support: float = 0.0  # a dictionary span needs this much model backing
-    min_widen_score: float | None = None  # a model span this sure sets a dictionary span's bounds
 
 
 def admit(spans: list[Span], rule: MergeRule,

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from configs.settings import Settings
+from core.settings import load_settings
 
 VOCAB_FILE = "vocab/CTD_diseases_2017-06.tsv.gz"
 _INDEX_VERSION = "4"
@@ -355,7 +355,7 @@ def _cache_root() -> Path:
 @lru_cache(maxsize=2)
 def load_vocabulary(data_dir: str | None = None) -> Vocabulary:
     """The compiled vocabulary (built once, then read from the on-disk cache)."""
-    data = Path(data_dir) if data_dir else Settings().data_path()
+    data = Path(data_dir) if data_dir else load_settings().data_path()
     if not (data / VOCAB_FILE).exists():
         raise FileNotFoundError(f"disease vocabulary not found: {data / VOCAB_FILE}")
     cache = _cache_root() / "diseases" / f"vocab-{_fingerprint(_source_files(data))}.pkl"

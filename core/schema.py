@@ -1,4 +1,4 @@
-"""The record written per abstract, defined once. `python -m graph.schema` exports its JSON Schema
+"""The record written per abstract, defined once. `python -m core.schema` exports its JSON Schema
 to schemas/record.schema.json (committed; the tests check the two agree and validate output)."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-LABELS = ("Cancer", "Non-Cancer")
+from core.labels import Label
+
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "record.schema.json"
 
 TextField = Literal["title", "abstract"]
@@ -76,7 +77,7 @@ class ModelInfo(BaseModel):
 class AbstractRecord(BaseModel):
     abstract_id: str
     status: str  # ok | no_abstract | notice | skipped | error: ...
-    predicted_labels: list[Literal["Cancer", "Non-Cancer"]] = Field(default_factory=list)
+    predicted_labels: list[Label] = Field(default_factory=list)
     confidence_scores: dict[str, float] = Field(default_factory=dict)
     extracted_diseases: list[str] = Field(default_factory=list)
     disease_mentions: list[DiseaseMention] = Field(default_factory=list)

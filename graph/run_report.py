@@ -1,10 +1,10 @@
 """Corpus-level breakdown of one run's output records, written at the end of every run.
 
-    python -m eval.run_report outputs/example.jsonl   # or called by graph.run
+    python -m graph.run_report outputs/example.jsonl   # or called by graph.run
 
 Label counts, top diseases, cancer types (mentions whose concept is a neoplasm), study types,
 citation counts and removed metadata, as Markdown + JSON + one bar-chart PNG under
-reports/run/. Records are AbstractRecord dicts (graph/schema.py); fields a record lacks are
+reports/run/. Records are AbstractRecord dicts (core/schema.py); fields a record lacks are
 counted as missing, never guessed.
 """
 
@@ -98,7 +98,7 @@ def _markdown(name: str, data: dict, png: Path) -> str:
     lines = [
         f"# Run report: {name}",
         "",
-        f"{n} records. Written by `eval/run_report.py` from the run's output records.",
+        f"{n} records. Written by `graph/run_report.py` from the run's output records.",
         "",
         f"![breakdown]({png.name})",
         "",

@@ -7,18 +7,16 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-if TYPE_CHECKING:
-    from tools.diseases.spans import MergeRule
-
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-CONFIG_DIR = Path(__file__).resolve().parent
+CONFIG_DIR = PROJECT_ROOT / "configs"
 MODELS_DIR = CONFIG_DIR / "models"
 TRIALS_DIR = MODELS_DIR / "trials"
 
@@ -90,14 +88,12 @@ class ModelConfig(_Strict):
 
 
 class ClassifierSettings(_Strict):
-    model: str = "qwen2.5-1.5b"
-    batch_size: int | None = None  # overrides the model's batch size
-    threads: int | None = None
+    model: str  # its batch size and clipping live in its own configs/models/<model>.yaml
 
 
 class PreprocessingSettings(_Strict):
-    missing_abstract: Literal["title_only", "skip"] = "title_only"
-    title_only_confidence_cap: float = Field(0.75, ge=0.5, le=1.0)
+    missing_abstract: Literal["title_only", "skip"]
+    title_only_confidence_cap: float = Field(ge=0.5, le=1.0)
 
 
 class LadderStep(_Strict):
@@ -109,54 +105,69 @@ class LadderStep(_Strict):
 
 
 class VerifierSettings(_Strict):
-    confidence_threshold: float = Field(0.85, ge=0.5, le=1.0)
-    max_requeries: int = Field(2, ge=0, le=10)
-    ladder: list[LadderStep] = Field(default_factory=list)
+    confidence_threshold: float = Field(ge=0.5, le=1.0)
+    max_requeries: int = Field(ge=0, le=10)
+    ladder: list[LadderStep]
+
+
+ROUTE_PRIORITY = ("dictionary", "model", "llm")
+
+
+@dataclass(frozen=True)
+class MergeRule:
+    """How the disease routes combine; the thresholds only act when the model route runs.
+
+    It lives here, not beside the span code, so that settings build it without importing the
+    vocabulary. Chosen by `python -m eval.disease_rules` (reports/diseases/rules.md).
+    """
+
+    priority: tuple[str, ...] = ROUTE_PRIORITY
+    min_model_score: float = 0.0  # a model span needs this mean P(disease) to be proposed
+    min_dictionary_support: float = 0.0  # a dictionary span needs this much model backing
+    min_widen_score: float | None = None  # a model span this sure sets a dictionary span's bounds
 
 
 class DiseaseSettings(_Strict):
-    routes: list[Literal["dictionary", "model", "llm"]] = Field(
-        default_factory=lambda: ["dictionary"]
-    )
-    llm_model: str = "qwen2.5-0.5b"
-    # how the routes combine when the model route runs (tools/diseases/spans.MergeRule)
-    merge_priority: list[Literal["dictionary", "model", "llm"]] = Field(
-        default_factory=lambda: ["dictionary", "model", "llm"]
-    )
-    min_model_score: float = Field(0.0, ge=0.0, le=1.0)
-    min_dictionary_support: float = Field(0.0, ge=0.0, le=1.0)
-    min_widen_score: float | None = Field(None, ge=0.0, le=1.0)  # None: never widen
+    routes: list[Literal["dictionary", "model", "llm"]]
+    llm_model: str
+    # how the routes combine when the model route runs (MergeRule above)
+    merge_priority: list[Literal["dictionary", "model", "llm"]]
+    min_model_score: float = Field(ge=0.0, le=1.0)
+    min_dictionary_support: float = Field(ge=0.0, le=1.0)
+    min_widen_score: float | None = Field(ge=0.0, le=1.0)  # null: never widen
 
     def merge_rule(self) -> MergeRule:
-        from tools.diseases.spans import MergeRule  # local: tools import configs
-
         return MergeRule(tuple(self.merge_priority), self.min_model_score,
                          self.min_dictionary_support, self.min_widen_score)
 
 
 class CitationSettings(_Strict):
-    llm: bool = False
-    llm_model: str = "qwen2.5-0.5b"
+    llm: bool
+    llm_model: str
 
 
 class SummarySettings(_Strict):
-    llm: bool = False
+    llm: bool
 
 
 class RunSettings(_Strict):
-    max_concurrency: int = 8
-    checkpoint_db: str = "runs/checkpoints.sqlite"
+    max_concurrency: int = Field(ge=1)
+    checkpoint_db: str
 
 
 class Settings(_Strict):
-    data_dir: str = "../shared/data"
-    classifier: ClassifierSettings = Field(default_factory=ClassifierSettings)
-    preprocessing: PreprocessingSettings = Field(default_factory=PreprocessingSettings)
-    verifier: VerifierSettings = Field(default_factory=VerifierSettings)
-    diseases: DiseaseSettings = Field(default_factory=DiseaseSettings)
-    citations: CitationSettings = Field(default_factory=CitationSettings)
-    summary: SummarySettings = Field(default_factory=SummarySettings)
-    run: RunSettings = Field(default_factory=RunSettings)
+    """The run's settings. configs/default.yaml is their one source of defaults: no field
+    has a default here, so a key missing from the merged YAML is an error, not a silent
+    second default."""
+
+    data_dir: str
+    classifier: ClassifierSettings
+    preprocessing: PreprocessingSettings
+    verifier: VerifierSettings
+    diseases: DiseaseSettings
+    citations: CitationSettings
+    summary: SummarySettings
+    run: RunSettings
 
     def data_path(self) -> Path:
         path = Path(os.environ.get("ONCOGRAPH_DATA", self.data_dir)).expanduser()

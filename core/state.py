@@ -17,17 +17,17 @@ class InputState(TypedDict, total=False):
 
 
 class OutputState(TypedDict, total=False):
-    record: dict[str, Any]  # a graph.schema.AbstractRecord as a dict
+    record: dict[str, Any]  # a core.schema.AbstractRecord as a dict
 
 
 class OncoState(InputState, OutputState, total=False):
     doc: dict[str, Any]  # tools.preprocess.Preprocessed (original text untouched + clean view)
     status: str
     classification: dict[str, Any]  # p_cancer (aggregated), model info, notes
-    attempts: Annotated[list[dict[str, Any]], operator.add]  # graph.schema.Attempt dicts
+    attempts: Annotated[list[dict[str, Any]], operator.add]  # core.schema.Attempt dicts
     requery_reason: str | None  # set by the verifier when it sends the abstract back
-    verifier: dict[str, Any]  # graph.schema.VerifierReport
-    mentions: list[dict[str, Any]]  # graph.schema.DiseaseMention dicts
+    verifier: dict[str, Any]  # core.schema.VerifierReport
+    mentions: list[dict[str, Any]]  # core.schema.DiseaseMention dicts
     diseases: list[str]
     citation_analysis: dict[str, Any]
     summary: str | None

@@ -1,6 +1,6 @@
 """Fit (or refit) an adapter's Platt calibration on the val split.
 
-    python -m finetune.calibrate --model minilm
+    python -m eval.calibrate --model minilm
 
 Training fits it already from the val scores of the best checkpoint; this command does it
 for an adapter trained before that, or after the split changed. Val predictions are cached
@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from configs.settings import ConfigError, load_model_config
+from core.settings import ConfigError, load_model_config, load_settings
 from eval.compare import REPORT_DIR, predict
 from finetune.card import rewrite_model_card
 from tools.classifier.calibration import Calibration, fit_platt
@@ -37,9 +37,10 @@ def calibrate(model: str, refresh: bool = False, out: Path = REPORT_DIR) -> Cali
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="qwen2.5-1.5b")
+    parser.add_argument("--model", default=None, help="default: the configured classifier")
     parser.add_argument("--refresh", action="store_true", help="re-run the model on val")
     args = parser.parse_args(argv)
+    args.model = args.model or load_settings().classifier.model
     try:
         calibration = calibrate(args.model, args.refresh)
     except (ConfigError, ValueError, FileNotFoundError) as exc:
