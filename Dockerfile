@@ -24,7 +24,7 @@ ARG ONCOGRAPH_WEIGHTS="qwen2.5-1.5b minilm"
 COPY --chown=app:app pyproject.toml README.md ./
 COPY --chown=app:app scripts/setup.sh scripts/setup.sh
 COPY --chown=app:app tools/__init__.py tools/weights.py tools/
-RUN ONCOGRAPH_EXTRAS="" ONCOGRAPH_FETCH_VOCAB=1 ONCOGRAPH_WEIGHTS="$ONCOGRAPH_WEIGHTS" \
+RUN ONCOGRAPH_EXTRAS="" ONCOGRAPH_FETCH_VOCAB=1 ONCOGRAPH_REDIS=0 ONCOGRAPH_WEIGHTS="$ONCOGRAPH_WEIGHTS" \
     bash scripts/setup.sh
 
 # Layer 2: the code, configs and LoRA adapters (.dockerignore keeps out the rest)

@@ -26,7 +26,7 @@ schema:  ## export the output record's JSON Schema
 	$(PY) -m core.schema
 
 run:  ## the main job on the embedded example input
-	$(PY) -m graph.run --input examples/abstracts.csv --output outputs/example.jsonl
+	$(PY) -m graph.run --input examples/abstracts.csv --output outputs/example.jsonl --report-dir reports/run
 
 include $(wildcard make/*.mk)
 

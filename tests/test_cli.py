@@ -111,3 +111,25 @@ def test_module_entry_point_reports_errors_without_traceback(tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: input not found: {tmp_path / 'missing.csv'}"
+
+
+def test_a_run_shows_only_its_summary_and_writes_its_report_beside_the_output(tmp_path):
+    """Load reports, progress bars and library warnings go to <output>.log, not the screen;
+    the run report lands beside the output, never in the source tree."""
+    config = tmp_path / "ner.yaml"
+    config.write_text("classifier: {model: keyword-rule}\ndiseases: {routes: [dictionary, model]}\n")
+    source = write_csv(tmp_path / "in.csv", [("1", "Lung cancer", ABSTRACT)])
+    out = tmp_path / "out" / "res.jsonl"
+    proc = subprocess.run(
+        [sys.executable, "-m", "graph.run", "--input", str(source), "--output", str(out),
+         "--config", str(config), "--no-checkpoint"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    shown = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert shown[0].startswith("── OncoGraph run summary")
+    assert all(not any(w in line for w in ("Warning", "LOAD REPORT", "Traceback", "it/s]"))
+               for line in shown), shown
+    assert "LOAD REPORT" in (out.parent / "res.log").read_text()  # the NER base, logged
+    assert {p.name for p in out.parent.iterdir()} >= {"res.report.md", "res.report.json",
+                                                      "res.report.png"}

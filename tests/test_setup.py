@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 
+import pytest
 import yaml
 
 from core.settings import PROJECT_ROOT
@@ -96,3 +97,28 @@ def test_compose_has_api_redis_and_workers():
     assert services["worker"]["command"][2:4] == ["graph.stream", "work"]
     assert services["api"]["environment"]["ONCOGRAPH_REDIS_URL"] == "redis://redis:6379/0"
     assert "--appendfsync" in services["redis"]["command"]
+
+
+@pytest.mark.parametrize("has_apt", [True, False])
+def test_setup_provides_redis_or_says_how(tmp_path, has_apt):
+    """Without redis-server the stream tests cannot run: setup installs it as root with apt,
+    otherwise it prints the one command that does."""
+    import shutil
+
+    bin_dir = tmp_path / "bin"  # a PATH with the script's tools but no redis-server
+    bin_dir.mkdir()
+    for tool in ("dirname", "id", "bash"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    if has_apt:
+        (bin_dir / "apt-get").symlink_to(shutil.which("true"))
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    for tool in ("python", "uv"):
+        (venv / "bin" / tool).touch(mode=0o755)
+    out = bash(SETUP, env={"SETUP_DRY_RUN": "1", "ONCOGRAPH_VENV": str(venv),
+                           "ONCOGRAPH_WEIGHTS": "none", "PATH": str(bin_dir)})
+    assert out.returncode == 0, out.stderr
+    if has_apt and os.getuid() == 0:
+        assert "+ apt-get install -y -qq redis-server" in out.stdout
+    else:
+        assert "apt-get install redis-server" in out.stderr and "+ apt-get" not in out.stdout
