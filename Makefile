@@ -3,12 +3,18 @@
 PY ?= .venv/bin/python
 export PYTHONUNBUFFERED = 1
 
-.PHONY: setup test lint weights split train run schema
+.PHONY: setup test test-unit test-integration lint weights split train run schema
 setup:  ## one command on a fresh machine: venv, pinned deps, offline weights
 	bash scripts/setup.sh
 
-test:  ## the test suite (what .ci/run calls)
+test:  ## the test suite (what .ci/run calls): tests/unit and tests/integration
 	$(PY) -m pytest -q
+
+test-unit:  ## in-process tests only (no redis, no subprocesses)
+	$(PY) -m pytest -q -m unit
+
+test-integration:  ## redis-server, subprocesses and HTTP servers
+	$(PY) -m pytest -q -m integration
 
 lint:
 	$(PY) -m ruff check .

@@ -6,6 +6,8 @@ Cancer is the positive class throughout: TP = Cancer predicted Cancer, FN = Canc
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn import metrics as skm
@@ -102,7 +104,8 @@ def paired_difference(y: np.ndarray, p_a: np.ndarray, p_b: np.ndarray,
     return {"difference": metric(y, p_a) - metric(y, p_b), "ci95": _interval(diffs)}
 
 
-def evaluate(y: np.ndarray, p: np.ndarray, n_boot: int = N_BOOT, seed: int = SEED) -> dict:
+def evaluate(y: np.ndarray, p: np.ndarray, n_boot: int = N_BOOT,
+             seed: int = SEED) -> dict[str, Any]:
     """Everything the report needs for one prediction vector."""
     return {
         "n": int(len(y)),
@@ -122,7 +125,7 @@ def confusion_markdown(c: dict[str, int]) -> str:
     )
 
 
-def plot_confusion(c: dict[str, int], title: str, path) -> None:
+def plot_confusion(c: dict[str, int], title: str, path: str | Path) -> None:
     """A PNG heatmap in the same layout as the Markdown table."""
     import matplotlib
 

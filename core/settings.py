@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -83,7 +83,8 @@ class ModelConfig(_Strict):
         folder = self.adapter_path()
         for name in ("training.json", "meta.json"):
             if folder is not None and (folder / name).exists():
-                return json.loads((folder / name).read_text()).get("version")
+                version = json.loads((folder / name).read_text()).get("version")
+                return None if version is None else str(version)
         return None
 
 
@@ -196,7 +197,10 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _validate(cls: type[BaseModel], data: dict[str, Any], source: str) -> Any:
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def _validate(cls: type[Model], data: dict[str, Any], source: str) -> Model:
     try:
         return cls.model_validate(data)
     except ValidationError as exc:

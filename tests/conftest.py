@@ -14,6 +14,16 @@ import torch
 
 from core.settings import PROJECT_ROOT, load_settings
 
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """tests/unit: in-process, tiny models; tests/integration: redis, subprocesses, servers.
+    `pytest -m unit` or `-m integration` runs one side (`make test-unit`)."""
+    for item in items:
+        for kind in ("unit", "integration"):
+            if f"tests/{kind}/" in item.path.as_posix():
+                item.add_marker(getattr(pytest.mark, kind))
+
+
 # tiny models gain nothing from threads, and oversubscribed OpenMP threads stall whatever
 # else runs on the machine (a training job, other test workers)
 torch.set_num_threads(int(os.environ.get("ONCOGRAPH_TEST_THREADS", "1")))
