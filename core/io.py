@@ -112,7 +112,7 @@ def _read_text(path: Path, translate_newlines: bool = True) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n") if translate_newlines else text
 
 
-def read_folder(path: Path) -> list[dict[str, Any]]:
+def _folder_items(path: Path) -> list[dict[str, Any]]:
     """A folder of .txt files; a `Cancer/` or `Non-Cancer/` parent gives the gold label."""
     files = sorted(p for p in path.rglob("*.txt") if p.is_file())
     if not files:
@@ -122,11 +122,19 @@ def read_folder(path: Path) -> list[dict[str, Any]]:
         try:
             item = parse_abstract_file(_read_text(file), file.stem)
         except InputError as exc:
-            item = {"id": file.stem, "error": str(exc)}
+            item = {"id": file.stem, "title": "", "abstract": "", "error": str(exc)}
         if file.parent.name in ("Cancer", "Non-Cancer"):
             item["label"] = file.parent.name
         items.append(item)
     return items
+
+
+def read_folder(path: Path) -> list[InputRow]:
+    """The labelled corpus as stored, for training and evaluation: text untouched (the
+    input contract is for what users send; `read_input` applies it to folders too)."""
+    return [InputRow(abstract_id=item["id"], title=item["title"], abstract=item["abstract"],
+                     label=item.get("label"), error=item.get("error"))
+            for item in _folder_items(path)]
 
 
 def _pick(columns: dict[str, str], names: tuple[str, ...]) -> str | None:
@@ -136,7 +144,9 @@ def _pick(columns: dict[str, str], names: tuple[str, ...]) -> str | None:
 def _items_from_records(records: list[dict], source: str) -> list[dict[str, Any]]:
     if not records:
         raise InputError(f"{source}: no rows")
-    columns = {str(k).strip().lower(): k for k in records[0] if k is not None}
+    # every key any record has (a JSONL record may leave out a field the first one has)
+    keys = dict.fromkeys(k for record in records for k in record if k is not None)
+    columns = {str(k).strip().lower(): k for k in reversed(keys)}  # the first spelling wins
     id_col = _pick(columns, ID_COLUMNS)
     abstract_col = _pick(columns, ("abstract", "text"))
     title_col = _pick(columns, ("title",))
@@ -158,12 +168,24 @@ def _items_from_records(records: list[dict], source: str) -> list[dict[str, Any]
     return items
 
 
+def _unused_char(text: str) -> str:
+    """A private-use character the text does not hold, to stand in for another one."""
+    return next(c for c in map(chr, range(0xF8FF, 0xE000, -1)) if c not in text)
+
+
 def read_csv(path: Path) -> list[dict[str, Any]]:
     """The csv module over the text as one stream: only \\n and \\r end a row (pandas and
     `str.splitlines` semantics would split a field on U+2028, NEL or a form feed)."""
     text = _read_text(path, translate_newlines=False)
     csv.field_size_limit(1 << 26)
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    # pandas leaves \r unquoted (even at a field's end, where it reads as CRLF): in a file whose
+    # header ends in a bare \n every \r is data; in a CRLF file, every \r not before \n is
+    first_end = text.find("\n")
+    data_cr = r"\r(?!\n)" if first_end > 0 and text[first_end - 1] == "\r" else r"\r"
+    lone_cr = _unused_char(text) if first_end >= 0 and re.search(data_cr, text) else None
+    if lone_cr:
+        text = re.sub(data_cr, lone_cr, text)
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
     records, errors = [], []
     try:
@@ -174,6 +196,9 @@ def read_csv(path: Path) -> list[dict[str, Any]]:
             errors.append(
                 f"malformed row: {given} fields, the header has {width}" if given != width else None
             )
+            if lone_cr:
+                record = {k: v.replace(lone_cr, "\r") if isinstance(v, str) else v
+                          for k, v in record.items()}
             records.append(record)
     except csv.Error as exc:
         raise InputError(f"{path}: malformed CSV: {exc}") from exc
@@ -205,7 +230,7 @@ def read_input(path: str | Path) -> list[InputRow]:
     if not path.exists():
         raise InputError(f"input not found: {path}")
     if path.is_dir():
-        items = read_folder(path)
+        items = _folder_items(path)
     elif path.suffix.lower() in (".csv", ".tsv"):
         items = read_csv(path)
     elif path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
