@@ -1,4 +1,7 @@
-"""python -m eval.hostile [--only SUBSTRING] -> reports/trust/hostile.{json,md}"""
+"""python -m eval.hostile [--only SUBSTRING] [--name hostile] -> reports/trust/<name>.{json,md}
+
+`scripts/hostile_baseline.sh REF` runs the same cases against an older commit
+(reports/trust/hostile-baseline.*), to show what the sweep catches there."""
 
 from __future__ import annotations
 
@@ -18,7 +21,8 @@ from eval.hostile.harness import Harness
 REPORT_DIR = PROJECT_ROOT / "reports" / "trust"
 
 
-def write_report(results: list[dict], seconds: float, folder: Path = REPORT_DIR) -> Path:
+def write_report(results: list[dict], seconds: float, folder: Path = REPORT_DIR,
+                 name: str = "hostile", label: str = "this tree") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     by_surface = Counter(r["surface"] for r in results)
     failed = [r for r in results if not r["passed"]]
@@ -27,12 +31,12 @@ def write_report(results: list[dict], seconds: float, folder: Path = REPORT_DIR)
         "by_surface": dict(by_surface),
         "by_outcome": dict(Counter(r["outcome"] for r in results)),
         "seconds": round(seconds, 1), "load_average": os.getloadavg(),
-        "model": "keyword-rule", "disease_routes": ["dictionary"],
+        "model": "keyword-rule", "disease_routes": ["dictionary"], "code": label,
     }
-    (folder / "hostile.json").write_text(json.dumps({"summary": summary, "cases": results},
+    (folder / f"{name}.json").write_text(json.dumps({"summary": summary, "cases": results},
                                                     indent=2, ensure_ascii=False) + "\n")
     lines = [
-        "# Hostile-input sweep",
+        f"# Hostile-input sweep: {label}",
         "",
         "`python -m eval.hostile` (`make hostile`): every case runs against the real CLI "
         "(in-process `graph.run.main`), the API (FastAPI TestClient, models loaded) and the "
@@ -56,7 +60,7 @@ def write_report(results: list[dict], seconds: float, folder: Path = REPORT_DIR)
         detail = r["detail"].replace("|", "\\|").replace("\n", " ")[:220]
         lines.append(f"| `{r['case']}` | {r['expected']} | {r['outcome']} | "
                      f"{'yes' if r['passed'] else '**NO**'} | {detail} |")
-    path = folder / "hostile.md"
+    path = folder / f"{name}.md"
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -64,6 +68,9 @@ def write_report(results: list[dict], seconds: float, folder: Path = REPORT_DIR)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m eval.hostile", description=__doc__)
     parser.add_argument("--only", help="run only cases whose name contains this")
+    parser.add_argument("--name", default="hostile", help="report file name under --report-dir")
+    parser.add_argument("--report-dir", type=Path, default=REPORT_DIR)
+    parser.add_argument("--label", default="this tree", help="which code ran, for the report")
     args = parser.parse_args(argv)
     from eval.bench_serving import local_redis
 
@@ -79,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{mark} {case.name}: {results[-1]['detail'][:150]}", file=sys.stderr)
         finally:
             harness.close()
-    path = write_report(results, time.perf_counter() - start)
+    path = write_report(results, time.perf_counter() - start, args.report_dir, args.name,
+                        args.label)
     failed = sum(not r["passed"] for r in results)
     print(f"{len(results) - failed}/{len(results)} cases pass; report: {path}", file=sys.stderr)
     return 1 if failed else 0

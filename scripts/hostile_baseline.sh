@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The hostile sweep (eval/hostile) against an older commit: what it catches there.
+#   scripts/hostile_baseline.sh [REF]   -> reports/trust/hostile-baseline.{json,md}
+# REF defaults to c9a4c52 (main before the input contract). The sweep's own modules and the
+# contract module it takes its expectations from are copied in; the code under test is REF's.
+set -euo pipefail
+REF=${1:-c9a4c52}
+PY=${PY:-.venv/bin/python}
+PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")"
+root=$(pwd)
+data=$("$PY" -c "from configs.settings import Settings; print(Settings().data_path())")
+tmp=$(mktemp -d)
+trap 'git -C "$root" worktree remove --force "$tmp/tree" >/dev/null 2>&1 || true; rm -rf "$tmp"' EXIT
+git worktree add --detach "$tmp/tree" "$REF" >/dev/null
+cp -r eval/hostile "$tmp/tree/eval/"
+cp graph/contract.py graph/run_meta.py "$tmp/tree/graph/"
+cd "$tmp/tree"
+ONCOGRAPH_DATA="$data" "$PY" -m eval.hostile --report-dir "$root/reports/trust" \
+    --name hostile-baseline --label "$REF (before the input contract)" || true
