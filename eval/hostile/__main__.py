@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from configs.settings import PROJECT_ROOT
+from core.settings import PROJECT_ROOT
 from eval.hostile import all_cases, run_case
 from eval.hostile.harness import Harness
 

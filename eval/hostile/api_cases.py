@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
+from core.contract import generated_id
 from eval.hostile.harness import Case, Harness, Outcome, Row, check, check_records
 from eval.hostile.payloads import PAYLOADS, hostile_row
-from graph.contract import generated_id
 
 JSON = {"content-type": "application/json"}
 

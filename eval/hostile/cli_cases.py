@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from core.contract import generated_id
 from eval.hostile.harness import (
     GOOD_AFTER,
     GOOD_BEFORE,
@@ -18,7 +19,6 @@ from eval.hostile.harness import (
     check_records,
 )
 from eval.hostile.payloads import PAYLOADS, WRITERS, hostile_row, read_output, write_jsonl
-from graph.contract import generated_id
 
 
 def _run_rows(h: Harness, name: str, rows: list[Row], writer: str, given_ids: bool = True,
@@ -153,7 +153,7 @@ def _resume_force(h: Harness) -> Outcome:
     check(code == 0 and "--force" in err, f"exit {code}: {err[-200:]}")
     check(out.with_name(out.name + ".bak").exists(), "no .bak of the old output")
     meta = json.loads(out.with_name(out.name + ".meta.json").read_text())
-    from configs.settings import load_settings
+    from core.settings import load_settings
     from graph.run_meta import run_meta
 
     check(meta["config_hash"] == run_meta(load_settings(config))["config_hash"], "stale sidecar")
@@ -161,7 +161,7 @@ def _resume_force(h: Harness) -> Outcome:
 
 
 def _second_writer(h: Harness) -> Outcome:
-    from configs.settings import load_settings
+    from core.settings import load_settings
     from graph.run_meta import claim_output, run_meta
 
     folder = h.folder("second-writer")

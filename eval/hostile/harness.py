@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import yaml
 
-from graph.contract import clean_text
+from core.contract import clean_text
 
 Kind = Literal["record", "row_status", "error_line"]
 
@@ -169,7 +169,7 @@ class Harness:
 
     @property
     def settings(self) -> Any:
-        from configs.settings import load_settings
+        from core.settings import load_settings
 
         return load_settings(self.config)
 

@@ -6,8 +6,8 @@ import csv
 import json
 from pathlib import Path
 
+from core.contract import MAX_ABSTRACT_CHARS, MAX_TITLE_CHARS
 from eval.hostile.harness import Row
-from graph.contract import MAX_ABSTRACT_CHARS, MAX_TITLE_CHARS
 
 M = "Melanoma of the skin"  # the keyword rule calls it Cancer, the dictionary finds it
 

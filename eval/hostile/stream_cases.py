@@ -68,7 +68,7 @@ def payload_case(payload: str) -> Case:
 
 
 def _poisoned(h: Harness) -> Outcome:
-    from graph.io import build_rows
+    from core.io import build_rows
     from graph.stream import produce
 
     base, client, keys = _stream(h, "poison")
@@ -137,7 +137,7 @@ def _direct_entry(fields: dict, status: str, description: str, name: str) -> Cas
 
 
 def _collect_wait(h: Harness) -> Outcome:
-    from graph.io import build_rows
+    from core.io import build_rows
     from graph.stream import produce
 
     base, client, keys = _stream(h, "wait")

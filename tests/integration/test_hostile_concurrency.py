@@ -11,9 +11,9 @@ import time
 
 import numpy as np
 
+from core.contract import dumps_record
+from core.io import InputRow
 from eval.hostile.harness import Harness
-from graph.contract import dumps_record
-from graph.io import InputRow
 from tools.classifier.batching import MicroBatcher
 
 
@@ -42,7 +42,7 @@ def test_two_concurrent_writers_never_write_a_record_twice(tmp_path):
 
 
 def test_checkpoint_threads_are_unique_per_call(tmp_path):
-    from configs.settings import load_settings
+    from core.settings import load_settings
     from graph.pipeline import Pipeline
 
     pipeline = Pipeline(load_settings(Harness(tmp_path).config))
@@ -80,7 +80,7 @@ def test_one_poisoned_text_does_not_fail_its_batch():
 def test_a_lone_surrogate_in_one_row_leaves_the_others_alone(tmp_path):
     """Past the input contract (a caller building rows by hand), a lone surrogate fails at
     most its own row, and every record stays writable as UTF-8 JSONL."""
-    from configs.settings import load_settings
+    from core.settings import load_settings
     from graph.pipeline import Pipeline
 
     pipeline = Pipeline(load_settings(Harness(tmp_path).config))

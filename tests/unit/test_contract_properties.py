@@ -1,4 +1,4 @@
-"""Property tests of the input contract (graph/contract.py, graph/io.py): for any rows of
+"""Property tests of the input contract (core/contract.py, core/io.py): for any rows of
 arbitrary Unicode (line/paragraph separators, NEL, lone surrogates, NUL, right-to-left text,
 combining marks), written as CSV by pandas and by the csv module and as JSONL, the reader
 gives one row per input row with its ID, in order, and the pipeline one record per row whose
@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.contract import clean_id, clean_text, dumps_record
+from core.io import read_input
 from eval.hostile.harness import Row
 from eval.hostile.payloads import write_csv_module, write_jsonl, write_pandas
-from graph.contract import clean_id, clean_text, dumps_record
-from graph.io import read_input
 
 HOSTILE = "\u2028\u2029\x85\x0c\x0b\x1c\x1d\x1e\x00\r\n\t ,;\"'\u202e\u200f\u200d\ufeff\u0301\u0327\u1100\u1161\u11a8"
 WORDS = ["melanoma", "lung cancer", "asthma", "NSCLC", "[1]", "(Smith et al., 2019)", "café",
