@@ -10,7 +10,7 @@ REF=${1:-c9a4c52}
 PY=${PY:-.venv/bin/python}
 PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")"
 root=$(pwd)
-data=$("$PY" -c "from configs.settings import Settings; print(Settings().data_path())")
+data=$("$PY" -c "from core.settings import load_settings; print(load_settings().data_path())")
 tmp=$(mktemp -d)
 trap 'git -C "$root" worktree remove --force "$tmp/tree" >/dev/null 2>&1 || true; rm -rf "$tmp"' EXIT
 git worktree add --detach "$tmp/tree" "$REF" >/dev/null

@@ -21,6 +21,23 @@ from eval.hostile.harness import Harness
 REPORT_DIR = PROJECT_ROOT / "reports" / "trust"
 
 
+FAILURE_KINDS = (  # first match wins; the detail strings come from eval/hostile/harness.py
+    ("traceback or 500", ("Traceback", "exit 99", "HTTP 500", "ran past")),
+    ("lost, split, swapped or mixed records", ("rows gave", "appears twice", "was given",
+                                                ": label", "IDs collide", "swapped",
+                                                "given IDs changed", "records for one ID")),
+    ("text or offsets not as the contract says", ("the record does not carry it", ": text ",
+                                                   ": offsets ")),
+    ("accepted what it should refuse", ("expected non-zero", "status 'ok', expected 'error",
+                                        "HTTP 200, expected")),
+)
+
+
+def failure_kind(detail: str) -> str:
+    return next((kind for kind, needles in FAILURE_KINDS if any(n in detail for n in needles)),
+                "other")
+
+
 def write_report(results: list[dict], seconds: float, folder: Path = REPORT_DIR,
                  name: str = "hostile", label: str = "this tree") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
@@ -30,6 +47,7 @@ def write_report(results: list[dict], seconds: float, folder: Path = REPORT_DIR,
         "cases": len(results), "passed": len(results) - len(failed), "failed": len(failed),
         "by_surface": dict(by_surface),
         "by_outcome": dict(Counter(r["outcome"] for r in results)),
+        "failures_by_kind": dict(Counter(failure_kind(r["detail"]) for r in failed)),
         "seconds": round(seconds, 1), "load_average": os.getloadavg(),
         "model": "keyword-rule", "disease_routes": ["dictionary"], "code": label,
     }
@@ -52,7 +70,9 @@ def write_report(results: list[dict], seconds: float, folder: Path = REPORT_DIR,
         f"({', '.join(f'{k} {v}' for k, v in sorted(by_surface.items()))}); "
         f"{summary['failed']} fail. Wall time {summary['seconds']} s, load average "
         f"{', '.join(f'{x:.2f}' for x in summary['load_average'])}.",
-        "",
+        *(["Failures by kind (from their detail line): "
+           + "; ".join(f"{k}: {v}" for k, v in summary["failures_by_kind"].items()) + ".", ""]
+          if failed else []),
         "| case | expected | outcome | pass | detail |",
         "|---|---|---|---|---|",
     ]

@@ -191,7 +191,9 @@ class Harness:
 
             from graph.api import ApiSettings, create_app
 
-            api = ApiSettings(max_batch=8, max_job_items=8, max_body_bytes=1_000_000)
+            limits = {"max_batch": 8, "max_job_items": 8, "max_body_bytes": 1_000_000}
+            # an older ApiSettings (the baseline sweep) may lack a limit: it runs without it
+            api = ApiSettings(**{k: v for k, v in limits.items() if k in ApiSettings.model_fields})
             client = TestClient(create_app(api, self.settings), raise_server_exceptions=False)
             self._api = self._stack.enter_context(client)
             deadline = time.monotonic() + 120

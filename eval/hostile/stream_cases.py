@@ -150,7 +150,7 @@ def _collect_wait(h: Harness) -> Outcome:
 def _option(name: str, args: list[str], needle: str) -> Case:
     def run(h: Harness) -> Outcome:
         # a worker that starts anyway stops after 1 idle second (and the case fails on exit 0)
-        idle = ["--exit-when-idle", "1"] if args[0] == "work" else []
+        idle = ["--exit-when-idle", "1", "--config", str(h.config)] if args[0] == "work" else []
         code, err = h.cli(["--redis-url", h.redis_url or "redis://127.0.0.1:1/0",
                            "--prefix", f"option-{name}", *args, *idle], module="graph.stream")
         return Outcome("error_line", True, check_error_line(code, err, needle))
