@@ -107,7 +107,7 @@ def given_ids(ids: Iterable[str | None]) -> set[str]:
     return {i for i in ids if i is not None}
 
 
-def dumps_record(record: dict) -> str:
+def dumps_record(record: dict[str, Any]) -> str:
     """One JSONL line: no raw character any line splitter breaks on, always encodable."""
     line = json.dumps(record, ensure_ascii=False)
     for char, escaped in _JSON_BREAKS.items():

@@ -40,7 +40,7 @@ class InputRow:
     abstract: str
     label: str | None = None  # only for labelled corpora
     error: str | None = None  # a row-level problem: the row is reported, not processed
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what the input contract changed
     changed: bool = False  # the contract changed the title or abstract: the record carries them
 
@@ -141,7 +141,7 @@ def _pick(columns: dict[str, str], names: tuple[str, ...]) -> str | None:
     return next((columns[n] for n in names if n in columns), None)
 
 
-def _items_from_records(records: list[dict], source: str) -> list[dict[str, Any]]:
+def _items_from_records(records: list[dict[Any, Any]], source: str) -> list[dict[str, Any]]:
     if not records:
         raise InputError(f"{source}: no rows")
     # every key any record has (a JSONL record may leave out a field the first one has)
@@ -273,7 +273,7 @@ def prepare_resume(output: Path) -> tuple[set[str], int]:
     return ok, dropped
 
 
-def iter_jsonl(path: Path) -> Iterator[dict]:
+def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
     with path.open(encoding="utf-8") as fh:
         for line in fh:
             if line.strip():

@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from core.settings import PROJECT_ROOT
 from eval.hostile import all_cases, run_case
@@ -43,7 +44,7 @@ def write_report(results: list[dict], seconds: float, folder: Path = REPORT_DIR,
     folder.mkdir(parents=True, exist_ok=True)
     by_surface = Counter(r["surface"] for r in results)
     failed = [r for r in results if not r["passed"]]
-    summary = {
+    summary: dict[str, Any] = {
         "cases": len(results), "passed": len(results) - len(failed), "failed": len(failed),
         "by_surface": dict(by_surface),
         "by_outcome": dict(Counter(r["outcome"] for r in results)),

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import Any
 
 from eval.hostile.harness import (
     GOOD_AFTER,
     GOOD_BEFORE,
     Case,
+    CaseFailed,
     Harness,
     Outcome,
     Row,
@@ -22,15 +24,16 @@ from eval.hostile.payloads import PAYLOADS, hostile_row, read_output, write_csv_
 _prefixes = itertools.count()
 
 
-def _stream(h: Harness, name: str) -> tuple[list[str], object, object]:
+def _stream(h: Harness, name: str) -> tuple[list[str], Any, Any]:
     from graph.stream import Keys, connect
 
-    check(h.redis_url is not None, "no redis-server for the stream cases")
+    if h.redis_url is None:
+        raise CaseFailed("no redis-server for the stream cases")
     prefix = f"hostile{next(_prefixes)}-{name}"
     return ["--redis-url", h.redis_url, "--prefix", prefix], connect(h.redis_url), Keys(prefix)
 
 
-def _work(h: Harness, client, keys, **config) -> object:
+def _work(h: Harness, client: Any, keys: Any, **config: Any) -> Any:
     from graph.stream import Worker, WorkerConfig
 
     settings = {"block_ms": 50, "exit_when_idle_s": 0.3, "consumer": "hostile", **config}
