@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -93,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-dir", type=Path, default=REPORT_DIR)
     parser.add_argument("--label", default="this tree", help="which code ran, for the report")
     args = parser.parse_args(argv)
+    # a SIGTERM still stops the throw-away redis-server (the context manager's finally runs)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     from eval.bench_serving import local_redis
 
     cases = [c for c in all_cases() if not args.only or args.only in c.name]
