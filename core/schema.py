@@ -17,7 +17,8 @@ TextField = Literal["title", "abstract"]
 
 
 class DiseaseMention(BaseModel):
-    """A disease span; offsets index the ORIGINAL input field (title or abstract)."""
+    """A disease span; offsets index the record's `text` when it has one (the input contract
+    changed the text), otherwise the input field (title or abstract) exactly as given."""
 
     text: str
     start: int
@@ -74,6 +75,14 @@ class ModelInfo(BaseModel):
     calibration: str | None = None  # Platt scaling fitted on val, when the adapter has one
 
 
+class RecordText(BaseModel):
+    """The title and abstract as processed, when the input contract (core/contract.py) changed
+    them: NFC, line separators, lone surrogates, NUL. Offsets index these strings."""
+
+    title: str
+    abstract: str
+
+
 class AbstractRecord(BaseModel):
     abstract_id: str
     status: str  # ok | no_abstract | notice | skipped | error: ...
@@ -89,6 +98,7 @@ class AbstractRecord(BaseModel):
     model: ModelInfo | None = None  # the classifier that decided the label
     disease_models: list[ModelInfo] = Field(default_factory=list)  # dictionary / NER / LLM routes
     notes: list[str] = Field(default_factory=list)  # e.g. "classified from the title alone"
+    text: RecordText | None = None  # only when the input contract changed the text
 
 
 def export_schema(path: Path = SCHEMA_PATH) -> Path:

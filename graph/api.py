@@ -28,17 +28,33 @@ from typing import Any, Literal
 
 import anyio
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core.io import MAX_ABSTRACT_CHARS, InputRow
+from core.contract import (
+    MAX_ABSTRACT_CHARS,
+    MAX_ID_CHARS,
+    MAX_TITLE_CHARS,
+    clean_id,
+    replace_surrogates,
+)
+from core.io import InputRow, build_rows
 from core.schema import AbstractRecord
 from core.settings import Settings, load_model_config, load_settings
 
 log = logging.getLogger("oncograph.api")
 
-MAX_TITLE_CHARS = 5_000
-MAX_ID_CHARS = 200
+ECHO_CHARS = 200  # a 422 quotes at most this much of any input value
 
 
 class ApiSettings(BaseModel):
@@ -52,6 +68,9 @@ class ApiSettings(BaseModel):
     max_job_items: int = Field(5_000, ge=1)  # abstracts per POST /v1/jobs; more -> 413
     max_jobs: int = Field(100, ge=1)  # jobs kept in memory; finished ones are evicted first
     max_in_flight: int = Field(8, ge=1)  # abstracts inside the pipeline at once
+    # request bodies above this are refused with 413 before they are parsed (Content-Length
+    # first, then the bytes actually streamed); the default fits a full job of real abstracts
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1_024)
     job_chunk: int = Field(8, ge=1)  # abstracts a job sends through the pipeline at a time
     # start listening only once the models are loaded (platforms that route traffic as soon
     # as the port opens, e.g. Cloud Run); off: /health answers during the warm-up
@@ -87,16 +106,51 @@ class AbstractIn(BaseModel):
 
     abstract_id: str | None = Field(
         None, min_length=1, max_length=MAX_ID_CHARS,
-        description="Your ID, echoed in the record (never shown to a model)",
+        description="Your ID, echoed in the record (never shown to a model); without one the "
+        "record gets `gen-<sha256 of title and abstract>`",
     )
     title: str = Field("", max_length=MAX_TITLE_CHARS)
     abstract: str = Field("", max_length=MAX_ABSTRACT_CHARS)
+    _notes: list[str] = PrivateAttr(default_factory=list)  # what the surrogate repair changed
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _repair_surrogates(cls, data: Any, handler: Any) -> AbstractIn:
+        """JSON escapes can carry lone surrogates (`"\\ud800"`), which no UTF-8 response can
+        hold: replaced by U+FFFD, with a note on the record (core.contract)."""
+        notes = []
+        if isinstance(data, dict):
+            repaired = {}
+            for key, value in data.items():
+                if isinstance(value, str):
+                    value, n = replace_surrogates(value)
+                    if n:
+                        notes.append(f"{key}: {n} lone surrogate(s) replaced by U+FFFD")
+                repaired[key] = value
+            data = repaired
+        item = handler(data)
+        item._notes = notes
+        return item
+
+    @field_validator("abstract_id")
+    @classmethod
+    def _id_characters(cls, value: str | None) -> str | None:
+        _, _, error = clean_id(value)
+        if error:
+            raise ValueError(error)
+        return value
 
     @model_validator(mode="after")
     def _not_empty(self) -> AbstractIn:
         if not self.title.strip() and not self.abstract.strip():
             raise ValueError("give a title or an abstract: both are empty")
         return self
+
+    def item(self) -> dict[str, Any]:
+        """The raw item the input contract turns into a row (core.io.build_rows)."""
+        return {"id": self.abstract_id, "title": self.title, "abstract": self.abstract,
+                "notes": self._notes,
+                "changed": any(not n.startswith("abstract_id") for n in self._notes)}
 
 
 class BatchIn(BaseModel):
@@ -115,10 +169,8 @@ class BatchIn(BaseModel):
         return self
 
     def rows(self) -> list[InputRow]:
-        return [
-            InputRow(item.abstract_id or f"item-{n}", item.title, item.abstract)
-            for n, item in enumerate(self.items, start=1)
-        ]
+        """Generated IDs never equal a given one (nor each other): core.contract."""
+        return build_rows(item.item() for item in self.items)
 
 
 class BatchOut(BaseModel):
@@ -371,11 +423,80 @@ class Service:
                 "max_in_flight": self.api.max_in_flight,
                 "max_abstract_chars": MAX_ABSTRACT_CHARS,
                 "max_title_chars": MAX_TITLE_CHARS,
+                "max_id_chars": MAX_ID_CHARS,
+                "max_body_bytes": self.api.max_body_bytes,
             },
         }
 
 
 # ── the app ──────────────────────────────────────────────────────────────────────────────
+
+
+class BodyLimit:
+    """413 for a request body over `limit` bytes, before anything parses it: a declared
+    Content-Length over the limit is refused unread; a body streamed without one (or lying
+    about it) is cut off as soon as the bytes received pass the limit."""
+
+    def __init__(self, app: ASGIApp, limit: int):
+        self.app, self.limit = app, limit
+
+    def _error(self, size: str) -> HTTPException:
+        return HTTPException(
+            413,
+            f"request body {size}: the limit is {self.limit:,} bytes "
+            "(ONCOGRAPH_API_MAX_BODY_BYTES); split the request",
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            error = self._error(f"of {int(declared):,} bytes")
+            response = JSONResponse({"detail": error.detail}, status_code=error.status_code)
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise self._error("streamed past the limit")  # FastAPI answers it
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def _short(value: Any) -> Any:
+    """A validation error's `input`, cut to ECHO_CHARS and made encodable: a 422 never
+    sends a large input (or an unencodable one) back."""
+    if isinstance(value, str):
+        value = replace_surrogates(value)[0]
+        return value if len(value) <= ECHO_CHARS else f"{value[:ECHO_CHARS]}… ({len(value):,} chars)"
+    if isinstance(value, dict):
+        items = list(value.items())
+        short = {_short(str(k)): _short(v) for k, v in items[:10]}
+        if len(items) > 10:
+            short["…"] = f"{len(items)} keys"
+        return short
+    if isinstance(value, list | tuple):
+        return [_short(v) for v in value[:5]] + ([f"… ({len(value)} items)"] if len(value) > 5 else [])
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return _short(str(value))
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    detail = [
+        {"type": e.get("type"), "loc": [_short(part) for part in e.get("loc", ())],
+         "msg": _short(e.get("msg", "")), "input": _short(e.get("input"))}
+        for e in exc.errors()[:20]
+    ]
+    return JSONResponse({"detail": detail}, status_code=422)
 
 
 def _too_large(n: int, limit: int, hint: str) -> HTTPException:
@@ -410,6 +531,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.service = service
+    app.add_middleware(BodyLimit, limit=api.max_body_bytes)
+    app.add_exception_handler(RequestValidationError, _validation_error)
 
     def check_key(request: Request) -> None:
         if not api.key:
@@ -428,8 +551,7 @@ def create_app(
 
     @v1.post("/classify", response_model=AbstractRecord, summary="Classify one abstract")
     def classify(item: AbstractIn) -> dict:
-        row = InputRow(item.abstract_id or "abstract", item.title, item.abstract)
-        return service.process([row])[0]
+        return service.process(build_rows([item.item()]))[0]
 
     @v1.post(
         "/batch", response_model=BatchOut, summary="Classify a batch of abstracts",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Iterable
 
 from core.io import InputRow
@@ -26,6 +27,16 @@ def error_record(abstract_id: str, message: str) -> dict:
     return AbstractRecord(abstract_id=abstract_id, status=f"error: {first_line}").model_dump(mode="json")
 
 
+def with_contract(record: dict, row: InputRow) -> dict:
+    """Add what the input contract changed: its notes and, when it changed the text, the text
+    itself (the record's offsets index it: core.contract)."""
+    if row.notes:
+        record["notes"] = [*row.notes, *record.get("notes", [])]
+    if row.changed:
+        record["text"] = {"title": row.title, "abstract": row.abstract}
+    return record
+
+
 class Pipeline:
     def __init__(self, settings: Settings | None = None, checkpointer=None):
         self.settings = settings or load_settings()
@@ -38,32 +49,38 @@ class Pipeline:
         start = time.perf_counter()
         self.process(
             [InputRow("warm-up", "Lung cancer screening", "Non-small cell lung cancer (NSCLC) is common.")],
-            run_id=f"warm-up-{time.time_ns()}",  # a fresh checkpointer thread each time
+            run_id="warm-up",
         )
         self.ready = True
         log.info("models loaded in %.1f s", time.perf_counter() - start)
 
     def process(self, rows: Iterable[InputRow], run_id: str = "run") -> list[dict]:
-        """One record per row, in input order; a failing row never takes the others down."""
+        """One record per row, in input order; a failing row never takes the others down.
+
+        Checkpoint threads are `<run_id>-<uuid>:<position>:<abstract_id>`: unique per call,
+        so two runs (or two API requests) never share a thread, whatever their IDs.
+        """
         rows = list(rows)
-        todo = [r for r in rows if not r.error]
+        call = f"{run_id}-{uuid.uuid4().hex[:12]}"
+        todo = [(n, r) for n, r in enumerate(rows) if not r.error]
         configs = [
             {
-                "configurable": {"settings": self.settings, "thread_id": f"{run_id}:{r.abstract_id}"},
+                "configurable": {"settings": self.settings, "thread_id": f"{call}:{n}:{r.abstract_id}"},
                 "max_concurrency": self.settings.run.max_concurrency,
                 "run_name": f"oncograph:{r.abstract_id}",
             }
-            for r in todo
+            for n, r in todo
         ]
-        inputs = [{"abstract_id": r.abstract_id, "title": r.title, "abstract": r.abstract} for r in todo]
+        inputs = [{"abstract_id": r.abstract_id, "title": r.title, "abstract": r.abstract} for _, r in todo]
         outputs = self.graph.batch(inputs, configs, return_exceptions=True) if todo else []
-        by_id = {}
-        for row, out in zip(todo, outputs, strict=True):
+        by_position: dict[int, dict] = {}
+        for (n, row), out in zip(todo, outputs, strict=True):
             if isinstance(out, BaseException):
                 log.warning("abstract %s failed: %s", row.abstract_id, out)
-                by_id[row.abstract_id] = error_record(row.abstract_id, f"{type(out).__name__}: {out}")
+                by_position[n] = error_record(row.abstract_id, f"{type(out).__name__}: {out}")
             else:
-                by_id[row.abstract_id] = out["record"]
+                by_position[n] = out["record"]
         return [
-            error_record(r.abstract_id, r.error) if r.error else by_id[r.abstract_id] for r in rows
+            with_contract(error_record(r.abstract_id, r.error) if r.error else by_position[n], r)
+            for n, r in enumerate(rows)
         ]

@@ -3,23 +3,29 @@
     python -m graph.run --input abstracts.csv [--output results.jsonl] [--config FILE]
                         [--model NAME] [--limit N]
 
-Rerunning with the same --output resumes: rows already written are skipped.
+Rerunning with the same --output resumes: rows already written are skipped and rows whose
+record is an error are retried. The output knows what wrote it (`<output>.meta.json`: model,
+adapter version, config hash); a resume under another model or config is refused unless
+`--force`, which starts the output afresh (the old one kept as `<output>.bak`). One writer
+per output: a second run on it is refused while the first holds `<output>.lock`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
+import uuid
 from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
 
-from core.io import InputError, done_ids, iter_jsonl, read_input
-from core.settings import PROJECT_ROOT, ConfigError, available_models, load_settings
+from core.contract import dumps_record
+from core.io import InputError, InputRow, iter_jsonl, prepare_resume, read_input
+from core.settings import PROJECT_ROOT, ConfigError, Settings, available_models, load_settings
 from graph.logs import configure_logging
+from graph.run_meta import OutputError, claim_output, run_meta
 
 CHUNK = 32  # rows per graph.batch call: progress and durability granularity
 
@@ -30,7 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", help="JSONL file (default: outputs/<input name>.jsonl)")
     parser.add_argument("--config", help="YAML merged over configs/default.yaml")
     parser.add_argument("--model", help=f"classifier: one of {', '.join(available_models())}")
-    parser.add_argument("--limit", type=int, help="only the first N input rows")
+    parser.add_argument("--limit", type=_count, help="only the first N input rows")
+    parser.add_argument("--force", action="store_true",
+                        help="resume even under another model/config: start the output afresh")
     parser.add_argument("--no-checkpoint", action="store_true", help="skip the SQLite checkpointer")
     parser.add_argument("--no-report", action="store_true", help="skip the run report")
     parser.add_argument("--report-dir",
@@ -40,13 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def prepare_output(path: Path) -> None:
-    """Drop a last line cut short by a crash, so appending starts on a clean line."""
-    if not path.exists() or path.stat().st_size == 0:
-        return
-    data = path.read_bytes()
-    if not data.endswith(b"\n"):
-        path.write_bytes(data[: data.rfind(b"\n") + 1])
+def _count(value: str) -> int:
+    n = int(value)
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {n}")
+    return n
 
 
 def summarise_run(records: list[dict], seconds: float, processed: int) -> str:
@@ -68,56 +74,65 @@ def summarise_run(records: list[dict], seconds: float, processed: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        settings = load_settings(args.config, classifier={"model": args.model} if args.model else None)
-        rows = read_input(args.input)
-    except (ConfigError, InputError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.limit is not None:
-        rows = rows[: max(0, args.limit)]
     output = Path(args.output or PROJECT_ROOT / "outputs" / f"{Path(args.input).stem}.jsonl")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    configure_logging(output.with_suffix(".log"), args.verbose)
-    prepare_output(output)
-    done = done_ids(output)
+    with ExitStack() as stack:
+        try:
+            settings = load_settings(args.config, classifier={"model": args.model} if args.model else None)
+            rows = read_input(args.input)
+            # before any model loads: refused outputs, the lock, the sidecar check
+            stack.enter_context(claim_output(output, Path(args.input), run_meta(settings), args.force))
+            configure_logging(output.with_suffix(".log"), args.verbose)
+            done, retried = prepare_resume(output)
+        except (ConfigError, InputError, OutputError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if args.limit is not None:
+            rows = rows[: args.limit]
+        return _process(args, settings, rows, output, done, retried, stack)
+
+
+def _process(
+    args: argparse.Namespace, settings: Settings, rows: list[InputRow], output: Path,
+    done: set[str], retried: int, stack: ExitStack,
+) -> int:
     todo = [r for r in rows if r.abstract_id not in done]
-    if done:
-        print(f"resuming: {len(rows) - len(todo)} of {len(rows)} rows already in {output}", file=sys.stderr)
+    if done or retried:
+        print(f"resuming: {len(rows) - len(todo)} of {len(rows)} rows already in {output}"
+              f"{f'; retrying {retried} error or cut record(s)' if retried else ''}", file=sys.stderr)
 
     from tqdm import tqdm
 
     from graph.pipeline import Pipeline
 
     processed = 0
-    with ExitStack() as stack:
-        checkpointer = None
-        if not args.no_checkpoint:
-            from langgraph.checkpoint.sqlite import SqliteSaver
+    checkpointer = None
+    if not args.no_checkpoint:
+        from langgraph.checkpoint.sqlite import SqliteSaver
 
-            db = Path(settings.run.checkpoint_db)
-            db = db if db.is_absolute() else PROJECT_ROOT / db
-            db.parent.mkdir(parents=True, exist_ok=True)
-            checkpointer = stack.enter_context(SqliteSaver.from_conn_string(str(db)))
-        pipeline = Pipeline(settings, checkpointer)
-        if todo:
-            pipeline.warm_up()  # load every model once, before the worker threads start
-        start = time.perf_counter()  # throughput counts processing, not model loading
-        run_id = time.strftime("%Y%m%dT%H%M%S")
-        bar = stack.enter_context(tqdm(total=len(todo), unit="abstract", file=sys.stderr, disable=None))
-        out = stack.enter_context(output.open("a", encoding="utf-8"))
-        try:
-            for i in range(0, len(todo), CHUNK):
-                chunk = todo[i : i + CHUNK]
-                for record in pipeline.process(chunk, run_id=run_id):
-                    out.write(json.dumps(record, ensure_ascii=False) + "\n")
-                out.flush()
-                os.fsync(out.fileno())
-                processed += len(chunk)
-                bar.update(len(chunk))
-        except KeyboardInterrupt:
-            print(f"\ninterrupted: {processed} rows written; rerun the same command to resume", file=sys.stderr)
-            return 130
+        db = Path(settings.run.checkpoint_db)
+        db = db if db.is_absolute() else PROJECT_ROOT / db
+        db.parent.mkdir(parents=True, exist_ok=True)
+        checkpointer = stack.enter_context(SqliteSaver.from_conn_string(str(db)))
+    pipeline = Pipeline(settings, checkpointer)
+    if todo:
+        pipeline.warm_up()  # load every model once, before the worker threads start
+    start = time.perf_counter()  # throughput counts processing, not model loading
+    # unique per run: two runs started in the same second never share checkpoint threads
+    run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    bar = stack.enter_context(tqdm(total=len(todo), unit="abstract", file=sys.stderr, disable=None))
+    out = stack.enter_context(output.open("a", encoding="utf-8"))
+    try:
+        for i in range(0, len(todo), CHUNK):
+            chunk = todo[i : i + CHUNK]
+            for record in pipeline.process(chunk, run_id=run_id):
+                out.write(dumps_record(record) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+            processed += len(chunk)
+            bar.update(len(chunk))
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {processed} rows written; rerun the same command to resume", file=sys.stderr)
+        return 130
     seconds = time.perf_counter() - start
     records = list(iter_jsonl(output))
     print(summarise_run(records, seconds, processed), file=sys.stderr)

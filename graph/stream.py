@@ -14,7 +14,13 @@ Delivery, end to end:
   finds it already acknowledged and writes nothing: one result per entry, never two.
 - Entries left pending by a dead worker for `--claim-idle` seconds are taken over (XAUTOCLAIM).
   After `--max-deliveries` deliveries an entry goes to `<prefix>:dead` and gets an error record,
-  so a poison abstract cannot crash workers for ever and still ends with a result.
+  so a poison abstract cannot crash workers for ever and still ends with a result. An entry
+  that is not valid UTF-8 is left pending while the rest of its batch is answered, and is
+  dead-lettered the same way.
+- IDs are unique per prefix: `produce` claims each ID in the set `<prefix>:ids` (SADD, atomic),
+  so a second producer's row with a taken ID is queued as an error row and never swaps records
+  with the first. Rows without an ID get a content hash (core.contract), the same on every
+  producer. Both ends apply the input contract (core.io.build_rows).
 - Durability: the results live in Redis; run it with `--appendonly yes --appendfsync always`
   (docker-compose.yml does) so an acknowledged result survives a Redis restart too.
 """
@@ -36,7 +42,8 @@ from typing import Any
 
 import redis
 
-from core.io import InputError, InputRow, read_input
+from core.contract import dumps_record
+from core.io import InputError, InputRow, build_rows, read_input
 from core.settings import ConfigError, load_settings
 
 log = logging.getLogger("oncograph.stream")
@@ -84,6 +91,10 @@ class Keys:
     def group(self) -> str:
         return f"{self.prefix}-workers"
 
+    @property
+    def ids(self) -> str:
+        return f"{self.prefix}:ids"
+
 
 def connect(url: str) -> redis.Redis:
     client = redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5)
@@ -101,16 +112,50 @@ def ensure_group(client: redis.Redis, keys: Keys) -> None:
 
 
 def produce(client: redis.Redis, keys: Keys, rows: list[InputRow], chunk: int = 500) -> int:
+    """Queue rows; a row whose ID is already queued under this prefix becomes an error row."""
     ensure_group(client, keys)
     for i in range(0, len(rows), chunk):
+        batch = rows[i : i + chunk]
+        claim = client.pipeline(transaction=False)
+        for row in batch:
+            if not row.error:
+                claim.sadd(keys.ids, row.abstract_id)
+        claimed = iter(claim.execute())
         pipe = client.pipeline(transaction=False)
-        for row in rows[i : i + chunk]:
+        for row in batch:
             fields = {"abstract_id": row.abstract_id, "title": row.title, "abstract": row.abstract}
-            if row.error:
-                fields["error"] = row.error
+            error = row.error or (
+                None if next(claimed) else
+                f"duplicate abstract_id {row.abstract_id!r}: already queued on {keys.abstracts}"
+            )
+            if error:
+                fields["error"] = error
+            if row.notes:
+                fields["notes"] = json.dumps(row.notes, ensure_ascii=False)
+            if row.changed:
+                fields["changed"] = "1"
             pipe.xadd(keys.abstracts, fields)
         pipe.execute()
     return len(rows)
+
+
+def _decode(fields: dict[bytes, bytes]) -> dict[str, str] | None:
+    """An entry's fields as text; None when any is not valid UTF-8 (a poisoned entry)."""
+    try:
+        return {k.decode("utf-8"): v.decode("utf-8") for k, v in fields.items()}
+    except UnicodeDecodeError:
+        return None
+
+
+def _entry_row(fields: dict[str, str]) -> dict[str, Any]:
+    """The raw item for the input contract; the worker re-applies it to whatever it reads."""
+    try:
+        notes = json.loads(fields.get("notes") or "[]")
+    except ValueError:
+        notes = ["notes field of the entry was not JSON"]
+    return {"id": fields["abstract_id"], "title": fields.get("title", ""),
+            "abstract": fields.get("abstract", ""), "error": fields.get("error") or None,
+            "notes": notes if isinstance(notes, list) else [], "changed": bool(fields.get("changed"))}
 
 
 @dataclass
@@ -122,34 +167,62 @@ class WorkerConfig:
     exit_when_idle_s: float | None = None  # None: run until SIGTERM
     consumer: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
 
+    def __post_init__(self) -> None:
+        """Options that cannot work are refused at start, not found out mid-queue."""
+        problems = [
+            f"{name} must be {rule}, got {value}"
+            for name, value, ok, rule in (
+                ("batch size", self.batch_size, self.batch_size >= 1, "1 or more"),
+                ("block", self.block_ms, self.block_ms >= 1, "above 0 (0 blocks for ever)"),
+                ("claim idle", self.claim_idle_ms, self.claim_idle_ms >= 0, "0 or more"),
+                ("max deliveries", self.max_deliveries, self.max_deliveries >= 1, "1 or more"),
+                ("exit when idle", self.exit_when_idle_s,
+                 self.exit_when_idle_s is None or self.exit_when_idle_s >= 0, "0 or more"),
+                ("consumer", self.consumer, bool(self.consumer.strip()), "a name"),
+            )
+            if not ok
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+
 
 class Worker:
     """Reads batches from the group, runs them through the pipeline, commits atomically."""
 
     def __init__(self, client: redis.Redis, keys: Keys, pipeline: Any, config: WorkerConfig):
         self.client, self.keys, self.pipeline, self.config = client, keys, pipeline, config
+        # entries are read as bytes and decoded one by one: one undecodable entry must not
+        # make the whole read fail (and its batch stay pending for ever)
+        kwargs = client.connection_pool.connection_kwargs
+        self.raw = redis.Redis(connection_pool=redis.ConnectionPool(
+            connection_class=client.connection_pool.connection_class,
+            **{**kwargs, "decode_responses": False},
+        ))
         self._commit = client.register_script(_COMMIT)
         self._claim_cursor = "0-0"
         self.stopping = False
         self.committed = 0
         self.dead_lettered = 0
+        self.undecodable = 0  # deliveries of entries that were not valid UTF-8
 
-    def _claim(self) -> list[tuple[str, dict]]:
+    def _claim(self) -> list[tuple[str, dict | None]]:
         """Entries another (dead) consumer left pending for longer than the claim idle time."""
-        reply = self.client.xautoclaim(
+        reply = self.raw.xautoclaim(
             self.keys.abstracts, self.keys.group, self.config.consumer,
             min_idle_time=self.config.claim_idle_ms, start_id=self._claim_cursor,
             count=self.config.batch_size,
         )
-        self._claim_cursor = reply[0]
-        return [(entry_id, fields) for entry_id, fields in reply[1] if fields is not None]
+        self._claim_cursor = reply[0].decode()
+        return [(entry_id.decode(), _decode(fields)) for entry_id, fields in reply[1]
+                if fields is not None]
 
-    def _read(self) -> list[tuple[str, dict]]:
-        reply = self.client.xreadgroup(
+    def _read(self) -> list[tuple[str, dict | None]]:
+        reply = self.raw.xreadgroup(
             self.keys.group, self.config.consumer, {self.keys.abstracts: ">"},
             count=self.config.batch_size, block=self.config.block_ms,
         )
-        return [entry for _, entries in reply or [] for entry in entries]
+        return [(entry_id.decode(), _decode(fields))
+                for _, entries in reply or [] for entry_id, fields in entries]
 
     def _deliveries(self, ids: list[str]) -> dict[str, int]:
         order = sorted(ids, key=lambda i: tuple(int(x) for x in i.split("-")))
@@ -173,12 +246,20 @@ class Worker:
     def _result_fields(self, entry_id: str, record: dict) -> dict:
         return {
             "abstract_id": record["abstract_id"], "entry": entry_id,
-            "worker": self.config.consumer, "record": json.dumps(record, ensure_ascii=False),
+            "worker": self.config.consumer, "record": dumps_record(record),
         }
 
-    def _dead_letter(self, entry_id: str, fields: dict, reason: str) -> None:
+    def _raw_fields(self, entry_id: str) -> dict[str, str]:
+        """An undecodable entry's fields, decoded with U+FFFD, for its dead letter."""
+        entries = self.raw.xrange(self.keys.abstracts, min=entry_id, max=entry_id)
+        fields = entries[0][1] if entries else {}
+        return {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in fields.items()}
+
+    def _dead_letter(self, entry_id: str, fields: dict | None, reason: str) -> None:
         from graph.pipeline import error_record
 
+        if fields is None:
+            fields = self._raw_fields(entry_id)
         abstract_id = fields.get("abstract_id") or f"entry-{entry_id}"
         record = error_record(abstract_id, f"dead-lettered: {reason}")
         dead = {**fields, "entry": entry_id, "reason": reason, "worker": self.config.consumer}
@@ -197,30 +278,39 @@ class Worker:
         if not entries:
             return 0
         deliveries = self._deliveries([e for e, _ in entries]) if claimed else {}
-        todo: list[tuple[str, InputRow]] = []
+        todo: list[tuple[str, dict]] = []
         for entry_id, fields in entries:
-            if not fields.get("abstract_id"):
+            if fields is not None and not fields.get("abstract_id"):
                 self._dead_letter(entry_id, fields, "malformed entry: no abstract_id field")
             elif deliveries.get(entry_id, 1) > self.config.max_deliveries:
+                why = "not valid UTF-8; " if fields is None else ""
                 self._dead_letter(
                     entry_id, fields,
-                    f"gave up after {deliveries[entry_id] - 1} failed deliveries",
+                    f"{why}gave up after {deliveries[entry_id] - 1} failed deliveries",
                 )
+            elif fields is None:
+                # left pending: retried after the claim idle time, then dead-lettered
+                self.undecodable += 1
+                log.warning("entry %s is not valid UTF-8; left pending", entry_id)
             else:
-                row = InputRow(
-                    fields["abstract_id"], fields.get("title", ""), fields.get("abstract", ""),
-                    error=fields.get("error") or None,
-                )
-                todo.append((entry_id, row))
+                todo.append((entry_id, _entry_row(fields)))
         if todo:
+            rows = build_rows(item for _, item in todo)  # the input contract, at the worker too
             # a failure here leaves the batch pending: it is retried after the claim idle time
-            records = self.pipeline.process([row for _, row in todo], run_id="stream")
+            records = self.pipeline.process(rows, run_id=f"stream-{self.config.consumer}")
             pipe = self.client.pipeline(transaction=False)  # one round trip for the batch
             for (entry_id, _), record in zip(todo, records, strict=True):
                 result = self._result_fields(entry_id, record)
                 self._commit_entry(entry_id, [(self.keys.results, result)], client=pipe)
             self.committed += sum(1 for ok in pipe.execute() if ok)
         return len(entries)
+
+    def pending_here(self) -> int:
+        """Entries this consumer holds unacknowledged (e.g. undecodable ones not yet dead)."""
+        if not self.client.exists(self.keys.abstracts):
+            return 0
+        return len(self.client.xpending_range(
+            self.keys.abstracts, self.keys.group, "-", "+", 10_000, self.config.consumer))
 
     def run(self) -> int:
         """Until SIGTERM/SIGINT (after the current batch) or `exit_when_idle_s` with no work."""
@@ -300,6 +390,17 @@ def collect(client: redis.Redis, keys: Keys, output: Path) -> dict[str, int]:
 # ── command line ─────────────────────────────────────────────────────────────────────────
 
 
+def _at_least(minimum: float, kind: type = int):
+    """An argparse type refusing values under `minimum`: a worker that cannot work never starts."""
+    def parse(text: str) -> float:
+        value = kind(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more, got {value}")
+        return value
+
+    return parse
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m graph.stream", description=__doc__.splitlines()[0]
@@ -312,23 +413,26 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     prod = sub.add_parser("produce", help="queue abstracts from a CSV, JSONL or folder")
     prod.add_argument("--input", required=True)
-    prod.add_argument("--limit", type=int)
+    prod.add_argument("--limit", type=_at_least(0))
     work = sub.add_parser("work", help="process queued abstracts until stopped")
     work.add_argument("--config", help="YAML merged over configs/default.yaml")
     work.add_argument("--model", help="classifier model name or YAML path")
-    work.add_argument("--batch-size", type=int, default=8, help="entries per XREADGROUP")
-    work.add_argument("--threads", type=int, help="torch threads (default: all cores)")
-    work.add_argument("--claim-idle", type=float, default=120.0,
+    work.add_argument("--batch-size", type=_at_least(1), default=8, help="entries per XREADGROUP")
+    work.add_argument("--threads", type=_at_least(1), help="torch threads (default: all cores)")
+    work.add_argument("--claim-idle", type=_at_least(0, float), default=120.0,
                       help="seconds before another worker's pending entry is taken over")
-    work.add_argument("--max-deliveries", type=int, default=3,
+    work.add_argument("--max-deliveries", type=_at_least(1), default=3,
                       help="deliveries before an entry goes to the dead-letter stream")
-    work.add_argument("--block", type=float, default=2.0, help="seconds one read waits")
-    work.add_argument("--exit-when-idle", type=float, help="exit after this many idle seconds")
+    work.add_argument("--block", type=_at_least(0.001, float), default=2.0,
+                      help="seconds one read waits")
+    work.add_argument("--exit-when-idle", type=_at_least(0, float),
+                      help="exit after this many idle seconds")
     work.add_argument("--consumer", help="consumer name (default host-pid)")
     coll = sub.add_parser("collect", help="write the results stream to JSONL, one per abstract")
     coll.add_argument("--output", required=True)
-    coll.add_argument("--wait", type=float, default=0.0,
-                      help="first wait up to this many seconds for the queue to drain")
+    coll.add_argument("--wait", type=_at_least(0, float), default=0.0,
+                      help="first wait up to this many seconds for the queue to drain; exit 1 "
+                      "if entries are still unfinished then")
     sub.add_parser("status", help="produced / waiting / pending / results / dead-lettered")
     return parser
 
@@ -344,6 +448,16 @@ def _status(client: redis.Redis, keys: Keys) -> dict[str, int]:
 
 
 def _work(args: argparse.Namespace, client: redis.Redis, keys: Keys) -> int:
+    try:
+        config = WorkerConfig(
+            batch_size=args.batch_size, block_ms=int(args.block * 1000),
+            claim_idle_ms=int(args.claim_idle * 1000), max_deliveries=args.max_deliveries,
+            exit_when_idle_s=args.exit_when_idle,
+            **({"consumer": args.consumer} if args.consumer else {}),
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     settings = load_settings(args.config, classifier={"model": args.model} if args.model else None)
     if args.threads:
         import torch
@@ -351,13 +465,6 @@ def _work(args: argparse.Namespace, client: redis.Redis, keys: Keys) -> int:
         torch.set_num_threads(args.threads)
     from graph.pipeline import Pipeline
 
-    config = WorkerConfig(
-        batch_size=args.batch_size, block_ms=int(args.block * 1000),
-        claim_idle_ms=int(args.claim_idle * 1000), max_deliveries=args.max_deliveries,
-        exit_when_idle_s=args.exit_when_idle,
-    )
-    if args.consumer:
-        config.consumer = args.consumer
     pipeline = Pipeline(settings)
     pipeline.warm_up()  # before reading: loading must not eat into the claim idle time
     ensure_group(client, keys)
@@ -373,6 +480,12 @@ def _work(args: argparse.Namespace, client: redis.Redis, keys: Keys) -> int:
     committed = worker.run()
     print(f"worker {config.consumer}: {committed} results, {worker.dead_lettered} dead-lettered",
           file=sys.stderr)
+    left = worker.pending_here()
+    if left:
+        print(f"worker {config.consumer}: {left} entries left pending (another worker takes them "
+              "over after --claim-idle; undecodable ones are dead-lettered after --max-deliveries)",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -394,7 +507,13 @@ def main(argv: list[str] | None = None) -> int:
             while _unfinished(client, keys) and time.monotonic() < deadline:
                 time.sleep(0.5)
             summary = collect(client, keys, Path(args.output))
-            print(json.dumps({**summary, "unfinished": _unfinished(client, keys)}), file=sys.stderr)
+            unfinished = _unfinished(client, keys)
+            print(json.dumps({**summary, "unfinished": unfinished}), file=sys.stderr)
+            if unfinished:
+                print(f"error: {unfinished} queued abstracts have no result yet; {args.output} "
+                      "is incomplete (start workers, or collect again with a longer --wait)",
+                      file=sys.stderr)
+                return 1
         else:
             print(json.dumps(_status(client, keys)))
     except (ConfigError, InputError) as exc:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from core.io import MAX_ABSTRACT_CHARS, InputError, done_ids, parse_abstract_file, read_input
+from core.io import MAX_ABSTRACT_CHARS, InputError, parse_abstract_file, prepare_resume, read_input
 
 
 def test_csv_id_columns_are_case_insensitive_and_extra_columns_ignored(tmp_path):
@@ -38,8 +38,8 @@ def test_folder_of_dataset_files_takes_abstract_to_end_of_file(tmp_path):
 
 
 def test_parse_without_abstract_line():
-    row = parse_abstract_file("<ID:5>\nTitle: Only a title", "5")
-    assert (row.abstract_id, row.title, row.abstract) == ("5", "Only a title", "")
+    item = parse_abstract_file("<ID:5>\nTitle: Only a title", "5")
+    assert (item["id"], item["title"], item["abstract"]) == ("5", "Only a title", "")
 
 
 @pytest.mark.parametrize(
@@ -81,7 +81,11 @@ def test_row_level_problems_become_row_errors(tmp_path):
     assert set(rows) == {"1", "2", "3"}
 
 
-def test_done_ids_ignores_a_cut_last_line(tmp_path):
+def test_resume_drops_a_cut_last_line_and_lone_error_records(tmp_path):
     out = tmp_path / "o.jsonl"
-    out.write_text(json.dumps({"abstract_id": "a"}) + "\n" + '{"abstract_id": "b", "sta')
-    assert done_ids(out) == {"a"}
+    lines = [{"abstract_id": "a", "status": "ok"}, {"abstract_id": "b", "status": "error: boom"},
+             {"abstract_id": "a", "status": "error: duplicate abstract_id 'a'"}]
+    out.write_text("".join(json.dumps(r) + "\n" for r in lines) + '{"abstract_id": "c", "sta')
+    assert prepare_resume(out) == ({"a"}, 2)
+    kept = [json.loads(line) for line in out.read_text().splitlines()]
+    assert kept == [lines[0], lines[2]]  # b is retried; a's duplicate-row error stays

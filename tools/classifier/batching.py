@@ -75,11 +75,23 @@ class MicroBatcher:
             for request in batch:
                 by_prompt.setdefault(request.prompt, []).append(request)
             for prompt, requests in by_prompt.items():
-                try:
-                    probs = self.score([r.text for r in requests], prompt)
-                    for request, p in zip(requests, probs, strict=True):
-                        request.future.set_result(float(p))
-                except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
-                    for request in requests:
-                        request.future.set_exception(exc)
+                self._score(requests, prompt)
                 self.batches_run += 1
+
+    def _score(self, requests: list[_Request], prompt: str) -> None:
+        """Score a batch; if it fails, score its texts one by one so that only the text that
+        fails alone gets the error (one bad abstract never poisons its batch-mates)."""
+        try:
+            probs = self.score([r.text for r in requests], prompt)
+            results = [float(p) for p in probs]
+            if len(results) != len(requests):
+                raise ValueError(f"scorer returned {len(results)} scores for {len(requests)} texts")
+        except Exception as exc:  # noqa: BLE001 - retried singly, else handed to the caller
+            if len(requests) == 1:
+                requests[0].future.set_exception(exc)
+                return
+            for request in requests:
+                self._score([request], prompt)
+            return
+        for request, p in zip(requests, results, strict=True):
+            request.future.set_result(p)
