@@ -20,9 +20,9 @@ from itertools import permutations, product
 from pathlib import Path
 from statistics import fmean
 
-from agents.verifier import find_problem
 from core.settings import PROJECT_ROOT, LadderStep, Settings, load_settings
 from finetune.data import load_corpus, read_split
+from tools.decision import find_problem
 from tools.diseases import extract_batch
 from tools.preprocess import Preprocessed, model_text, preprocess
 
