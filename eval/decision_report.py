@@ -25,7 +25,7 @@ from eval import metrics as M
 from eval.compare import REPORT_DIR as PRED_DIR
 from eval.compare import predict
 from eval.decision_data import Rows, load_rows, replay
-from finetune.fit_decision import REPORT_DIR
+from eval.decision_fit import REPORT_DIR
 from tools.decision import load_decision
 
 MODELS = ("keyword-rule", "tfidf-logreg", "minilm", "qwen2.5-0.5b", "qwen2.5-1.5b")

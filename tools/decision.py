@@ -6,7 +6,7 @@ cancer concepts found, whether one is in the title, how many cancer mentions). T
 regressions share the evidence features: `first` (no re-query yet; the verifier reads it to
 decide whether to ask again) and `full` (with the re-query's logit), so a re-query never
 enters as a plain mean and an abstract that was not re-queried is never scored by a model
-that expects a second call. Both are fitted by `python -m finetune.fit_decision` on data the
+that expects a second call. Both are fitted by `python -m eval.decision_fit` on data the
 test split never touches and stored as plain JSON (`adapters/decision/<model>.json`) with
 the held-out fused scores the operating point is chosen from.
 

@@ -10,8 +10,8 @@ import pytest
 
 from core.settings import load_settings
 from eval.decision_data import Rows
-from finetune.fit_decision import cross_validate, fit_stages
 from core.schema import SCHEMA_PATH, AbstractRecord
+from eval.decision_fit import cross_validate, fit_stages
 from tools.decision import (
     Call,
     DecisionModel,
