@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from configs.settings import PROJECT_ROOT, ConfigError, Settings, load_model_config, load_settings
+from core.settings import PROJECT_ROOT, ConfigError, Settings, load_model_config, load_settings
 from eval.decision_data import Rows, load_rows, with_requery
 from tools.decision import (
     EVIDENCE_FEATURES,
@@ -52,7 +52,11 @@ SEED = 13
 def design(rows: Rows, features: tuple[str, ...], idx: np.ndarray | None = None) -> np.ndarray:
     """Feature matrix with the re-query present for every row (the `full` stage's view)."""
     idx = np.arange(len(rows.ids)) if idx is None else idx
-    return np.array([[with_requery(rows, k).features()[f] for f in features] for k in idx])
+    table = rows.__dict__.get("_features")
+    if table is None:  # every feature of every row, computed once per Rows
+        table = rows.__dict__["_features"] = [with_requery(rows, k).features()
+                                              for k in range(len(rows.ids))]
+    return np.array([[table[k][f] for f in features] for k in idx])
 
 
 def fit_lr(x: np.ndarray, y: np.ndarray, c: float) -> tuple[float, np.ndarray]:
@@ -139,7 +143,7 @@ def cross_validate(rows: Rows, variant: str, c: float, target: float, confidence
 def summarise(p: np.ndarray, y: np.ndarray, threshold: float) -> dict:
     from sklearn.metrics import log_loss, roc_auc_score
 
-    from eval import metrics as M
+    from core import metrics as M
 
     pred = (p >= threshold).astype(int)
     tp, fn = int(((pred == 1) & (y == 1)).sum()), int(((pred == 0) & (y == 1)).sum())
@@ -155,13 +159,14 @@ def summarise(p: np.ndarray, y: np.ndarray, threshold: float) -> dict:
     }
 
 
-def fit(settings: Settings, repeats: int, out: Path, folder: Path) -> dict:
+def fit(settings: Settings, repeats: int, out: Path, folder: Path,
+        variants: tuple[str, ...] = VARIANTS) -> dict:
     target = settings.decision.target_recall
     confidence = settings.verifier.confidence_threshold
     val = load_rows("val", settings)
-    train = load_rows("train", settings, scores=False)
+    train = load_rows("train", settings, scores=False) if "cross-fit" in variants else None
     candidates = []
-    for variant in VARIANTS:
+    for variant in dict.fromkeys(("first-call", *variants)):
         for c in C_GRID if variant != "first-call" else (1.0,):
             evidence = None
             if variant == "cross-fit":
@@ -194,7 +199,8 @@ def fit(settings: Settings, repeats: int, out: Path, folder: Path) -> dict:
     report = {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "version": version,
         "first_model": val.first_model, "requery_call": list(val.requery_call),
-        "n_val": len(val.y), "n_train": len(train.y), "repeats": repeats,
+        "n_val": len(val.y), "n_train": len(train.y) if train else 0, "repeats": repeats,
+        "variants": list(dict.fromkeys(("first-call", *variants))),
         "target_recall": target, "confidence_threshold": confidence,
         "candidates": [_public(r) for r in candidates], "baseline": _public(baseline),
         "best_fused": _public(best), "adopted": _public(adopted),
@@ -258,9 +264,7 @@ row), replaying the verifier's re-query trigger (confidence threshold
 {report['target_recall']}, as the graph runs them. The test split is not read.
 
 Why val: the 1.5B and MiniLM were trained on train, so their train scores are in-sample;
-{report['val_one_error_note']}. The `cross-fit` variant learns the disease-evidence weights
-from train + val ({report['n_train'] + report['n_val']} abstracts, out-of-fold), where that
-evidence is clean (the extractor never saw these abstracts).
+{report['val_one_error_note']}. {_cross_fit_note(report)}
 
 ## Adoption rule (written before any test figure)
 
@@ -288,6 +292,14 @@ one.
 
 ![held-out fused P(Cancer) vs the first call alone](fit.png)
 """
+
+
+def _cross_fit_note(report: dict) -> str:
+    if not report["n_train"]:
+        return "The `cross-fit` variant was not run in this fit (`--variants`)."
+    return (f"The `cross-fit` variant learns the disease-evidence weights from train + val "
+            f"({report['n_train'] + report['n_val']} abstracts, out-of-fold), where that "
+            f"evidence is clean (the extractor never saw these abstracts).")
 
 
 def card(report: dict) -> str:
@@ -341,6 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=None)
     parser.add_argument("--model", default=None, help="the first-call classifier")
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS[1:], default=list(VARIANTS[1:]),
+                        help="fused variants to compare (cross-fit reads train's disease "
+                             "evidence: the NER route over 700 abstracts)")
     parser.add_argument("--out", type=Path, default=REPORT_DIR)
     parser.add_argument("--folder", type=Path, default=None,
                         help="where to write <model>.json (default: decision.path)")
@@ -348,7 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(args.config,
                                  classifier={"model": args.model} if args.model else None)
-        report = fit(settings, args.repeats, args.out, args.folder or settings.decision.folder())
+        report = fit(settings, args.repeats, args.out, args.folder or settings.decision.folder(),
+                     tuple(args.variants))
     except (ConfigError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from configs.settings import ConfigError, Settings, load_model_config, load_settings
-from eval import metrics as M
+from core import metrics as M
+from core.settings import ConfigError, Settings, load_model_config, load_settings
 from eval.compare import REPORT_DIR as PRED_DIR
 from eval.compare import predict
 from eval.decision_data import Rows, load_rows, replay
@@ -135,6 +135,7 @@ def evaluate_all(rows: Rows, settings: Settings, n_boot: int) -> dict:
                 **M.paired_difference(rows.y, labels.astype(float), ref.astype(float),
                                       n_boot=n_boot),
                 "mcnemar": mcnemar(rows.y, labels, ref)}
+    cost = decision_cost(rows, model, settings, fused["requeried"].mean(), before_rate(rows, settings))
     errors = [{"abstract_id": rows.ids[k], "gold": int(rows.y[k]),
                "p_cancer": float(fused["p"][k]),
                "first_call": float(rows.first[k]), "requery": float(rows.requery[k]),
@@ -143,7 +144,50 @@ def evaluate_all(rows: Rows, settings: Settings, n_boot: int) -> dict:
               for k in np.flatnonzero(fused["label"] != rows.y)]
     return {"split": rows.name, "n": len(rows.y), "n_cancer": int(rows.y.sum()),
             "decision": model.describe(), "target_recall": target, "threshold": threshold,
-            "final": final, "models": entries, "fused_errors": errors}
+            "final": final, "models": entries, "fused_errors": errors, "cost": cost}
+
+
+def before_rate(rows: Rows, settings: Settings) -> float:
+    """Share of abstracts the old verifier (mean policy at 0.5) re-queried."""
+    from tools.decision import find_problem
+
+    asked = [find_problem(rows.first[k], [{"name": n, "is_cancer": True}
+                                          for n in e.cancer_concepts],
+                          settings.verifier.confidence_threshold) is not None
+             for k, e in enumerate(rows.evidence)]
+    return float(np.mean(asked))
+
+
+def decision_cost(rows: Rows, model, settings: Settings, rate: float, rate_before: float) -> dict:
+    """What the decision adds per abstract: its own time (measured here, the verifier's
+    extra `first`-stage read included) and the re-query rate's change, priced with the
+    classifiers' measured rates (reports/classification/throughput_*.json)."""
+    import time
+
+    from eval.decision_data import with_requery
+
+    start = time.perf_counter()
+    for k, e in enumerate(rows.evidence):
+        model.decide(e, settings.decision.target_recall)
+        model.decide(with_requery(rows, k), settings.decision.target_recall)
+    decide_s = (time.perf_counter() - start) / len(rows.evidence)
+
+    def rate_of(name: str) -> float | None:
+        path = PRED_DIR / f"throughput_{name}.json"
+        if not path.exists():
+            return None
+        return max(r["abstracts_per_s"] for r in json.loads(path.read_text())["results"])
+
+    first, second = rate_of(settings.classifier.model), rate_of(rows.requery_call[0])
+    out = {"decide_s_per_abstract": decide_s, "requery_rate": rate,
+           "requery_rate_before": rate_before, "first_call_per_s": first,
+           "requery_per_s": second}
+    if first and second:
+        before = 1 / first + rate_before / second
+        after = 1 / first + rate / second + decide_s
+        out.update(s_per_abstract_before=before, s_per_abstract_after=after,
+                   throughput_ratio=before / after)
+    return out
 
 
 def _examples(name: str, settings: Settings):
@@ -188,7 +232,7 @@ def _row(name: str, r: dict) -> str:
 
 def render(report: dict, title: str, tgt: list[dict], extra: str = "") -> str:
     rows = "\n".join(_row(n, r) for n, r in report["models"].items())
-    tgts = "\n".join(f"| {t['target']} | {t['value']:+.3f} [{t['ci95'][0]:.3f}, "
+    tgts = "\n".join(f"| {t['target']} | {t['value']:.3f} [{t['ci95'][0]:.3f}, "
                      f"{t['ci95'][1]:.3f}] | {'yes' if t['met'] else '**no**'} |" for t in tgt)
     errs = "\n".join(
         f"| {e['abstract_id']} | {'Cancer' if e['gold'] else 'Non-Cancer'} | "
@@ -196,6 +240,18 @@ def render(report: dict, title: str, tgt: list[dict], extra: str = "") -> str:
         f"{'yes' if e['requeried'] else 'no'} | {', '.join(e['cancer_concepts']) or '-'} |"
         for e in report["fused_errors"])
     fused = report["models"]["graph: fused decision"]
+    c = report["cost"]
+    cost = (f"The decision step takes {c['decide_s_per_abstract'] * 1e6:.0f} µs per abstract "
+            f"(measured in this run, both stages); the verifier re-queried "
+            f"{c['requery_rate']:.1%} of the abstracts, against {c['requery_rate_before']:.1%} "
+            f"with the mean policy. ")
+    if "throughput_ratio" in c:
+        cost += (f"Priced with the measured classifier rates ({c['first_call_per_s']} and "
+                 f"{c['requery_per_s']} abstracts/s), an abstract costs "
+                 f"{c['s_per_abstract_after']:.3f} s against {c['s_per_abstract_before']:.3f} s "
+                 f"before: throughput x{c['throughput_ratio']:.3f} (disease extraction and "
+                 f"citations are unchanged). No model call was added: the re-query is the "
+                 f"verifier's.")
     return f"""# {title}
 
 Generated by `python -m eval.decision_report` (`make decision-report`). {report['n']} abstracts,
@@ -215,6 +271,10 @@ abstracts (offline replay). ECE is over P(Cancer) itself (10 bins of the confide
 | target | value [95% CI] | met |
 |---|---|---|
 {tgts}
+
+## Cost
+
+{cost}
 
 ## The fused decision's errors
 

@@ -112,7 +112,11 @@ class DecisionModel:
         return f"decision {self.version} ({self.fitted_on})"
 
     def threshold(self, target_recall: float) -> float:
-        return choose_threshold(self.held_out["p_cancer"], self.held_out["label"], target_recall)
+        memo = self.__dict__.setdefault("_thresholds", {})  # not a field: never saved
+        if target_recall not in memo:
+            memo[target_recall] = choose_threshold(self.held_out["p_cancer"],
+                                                   self.held_out["label"], target_recall)
+        return memo[target_recall]
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
