@@ -13,8 +13,8 @@ from __future__ import annotations
 from langchain_core.runnables import RunnableConfig
 
 from agents.runtime import settings_for
-from core.settings import Settings, load_model_config
 from core.schema import Decision
+from core.settings import Settings, load_model_config
 from core.state import OncoState
 from tools.decision import Evidence, fallback_decision, load_decision
 

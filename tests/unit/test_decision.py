@@ -8,9 +8,9 @@ import jsonschema
 import numpy as np
 import pytest
 
+from core.schema import SCHEMA_PATH, AbstractRecord
 from core.settings import load_settings
 from eval.decision_data import Rows
-from core.schema import SCHEMA_PATH, AbstractRecord
 from eval.decision_fit import cross_validate, fit_stages
 from tools.decision import (
     Call,
