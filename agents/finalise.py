@@ -54,6 +54,7 @@ def finalise_node(state: OncoState, config: RunnableConfig) -> dict:
         summary=state.get("summary"),
         study_type=study_type(doc) if doc.status == "ok" else None,
         verifier=state.get("verifier"),
+        decision=classification.get("decision"),
         model=_model_info(classification.get("model", settings.classifier.model), bool(classification)),
         disease_models=_disease_models(tuple(settings.diseases.routes)),
         notes=notes,

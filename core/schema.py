@@ -68,6 +68,29 @@ class VerifierReport(BaseModel):
     history: list[Attempt] = Field(default_factory=list)
 
 
+class Contribution(BaseModel):
+    """One piece of evidence the decision used and what it added to the log-odds of Cancer."""
+
+    feature: str  # first_call | requery | cancer_concepts | cancer_in_title | cancer_mentions
+    value: float  # the feature as the model reads it (a logit, a count transform, 0/1)
+    contribution: float  # coefficient * value, in log-odds (the intercept is separate)
+    detail: str  # what it is, for a reader: "qwen2.5-1.5b P=0.97", "Breast Cancer"
+
+
+class Decision(BaseModel):
+    """The fused Cancer decision: a logistic model over every classifier call and the disease
+    evidence, read at a recall-first operating point (docs/decision.md)."""
+
+    label: Literal["Cancer", "Non-Cancer"]
+    p_cancer: float  # calibrated P(Cancer) of the fused model
+    threshold: float  # the operating point: Cancer when p_cancer >= threshold (may be < 0.5)
+    target_recall: float  # the Cancer recall the threshold was chosen for, on held-out folds
+    intercept: float
+    contributions: list[Contribution] = Field(default_factory=list)
+    explanation: str  # one line: "Cancer: qwen2.5-1.5b 0.97; 2 cancer concepts, one in the title (...)"
+    model: str  # which fitted decision file, or why none was used
+
+
 class ModelInfo(BaseModel):
     name: str
     kind: str
@@ -95,6 +118,7 @@ class AbstractRecord(BaseModel):
     summary: str | None = None
     study_type: str | None = None  # e.g. "randomised controlled trial", "review", "case report"
     verifier: VerifierReport | None = None
+    decision: Decision | None = None  # how the label was reached and why
     model: ModelInfo | None = None  # the classifier that decided the label
     disease_models: list[ModelInfo] = Field(default_factory=list)  # dictionary / NER / LLM routes
     notes: list[str] = Field(default_factory=list)  # e.g. "classified from the title alone"

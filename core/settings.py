@@ -128,6 +128,19 @@ class MergeRule:
     min_widen_score: float | None = None  # a model span this sure sets a dictionary span's bounds
 
 
+class DecisionSettings(_Strict):
+    """The fused Cancer decision (agents/decision.py; fitted by `make decision-fit`)."""
+
+    # the Cancer recall the operating point is chosen for on the fit's held-out folds; the
+    # threshold on the fused P(Cancer) is never above 0.5 (recall first)
+    target_recall: float = Field(gt=0.0, le=1.0)
+    path: str  # folder of fitted decisions, one <classifier model>.json
+
+    def folder(self) -> Path:
+        path = Path(self.path)
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
+
 class DiseaseSettings(_Strict):
     routes: list[Literal["dictionary", "model", "llm"]]
     llm_model: str
@@ -165,6 +178,7 @@ class Settings(_Strict):
     classifier: ClassifierSettings
     preprocessing: PreprocessingSettings
     verifier: VerifierSettings
+    decision: DecisionSettings
     diseases: DiseaseSettings
     citations: CitationSettings
     summary: SummarySettings

@@ -23,7 +23,7 @@ class OutputState(TypedDict, total=False):
 class OncoState(InputState, OutputState, total=False):
     doc: dict[str, Any]  # tools.preprocess.Preprocessed (original text untouched + clean view)
     status: str
-    classification: dict[str, Any]  # p_cancer (aggregated), model info, notes
+    classification: dict[str, Any]  # the fused decision: p_cancer, label, model, decision block
     attempts: Annotated[list[dict[str, Any]], operator.add]  # core.schema.Attempt dicts
     requery_reason: str | None  # set by the verifier when it sends the abstract back
     verifier: dict[str, Any]  # core.schema.VerifierReport

@@ -84,12 +84,15 @@ def read_cached(path: Path, ids: list[str], version: str | None = None,
 
 
 def predict(model: str, variant: str, split: str, out: Path, refresh: bool,
-            cached_only: bool = False) -> dict:
-    """P(Cancer) for the split, from the cache or by running the model (then cached)."""
+            cached_only: bool = False, examples: list | None = None) -> dict:
+    """P(Cancer) for the split, from the cache or by running the model (then cached).
+
+    `examples` (finetune.data.Example-like: abstract_id, text, label) scores another named
+    set, e.g. the out-of-domain check; `split` then only names its cache file."""
     from finetune.data import load_split
     from tools.classifier.registry import get_classifier
 
-    examples = load_split(split)
+    examples = load_split(split) if examples is None else examples
     ids = [e.abstract_id for e in examples]
     y = np.array([e.label for e in examples])
     path = _cache_path(out, model, variant, split)

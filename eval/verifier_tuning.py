@@ -4,8 +4,11 @@
 
 Scores every candidate call (the configured model on other views and prompts; other
 models) on the split once, finds the cancer concepts the disease route sees, then
-replays the verifier's policy (agents/verifier.py: mean P(Cancer) over attempts, re-query
-while unsure or inconsistent with the diseases) for every threshold and ladder of a grid.
+replays the verifier's policy as it was before the fused decision (mean P(Cancer) over
+attempts at 0.5, re-query while unsure or inconsistent with the diseases) for every
+threshold and ladder of a grid. Since 2026-12-03 the graph labels with the fused decision
+(docs/decision.md), whose fit replays its own trigger; this grid still ranks ladders by
+how much a re-query adds to a mean, not to the fusion.
 The best rule by accuracy (ties: fewer classifier calls, then the current setting) is
 the one to put in configs/default.yaml; `make verifier-report` then measures it on test.
 Writes reports/verifier/tuning.{json,md,png}.
@@ -20,9 +23,9 @@ from itertools import permutations, product
 from pathlib import Path
 from statistics import fmean
 
-from agents.verifier import find_problem
 from core.settings import PROJECT_ROOT, LadderStep, Settings, load_settings
 from finetune.data import load_corpus, read_split
+from tools.decision import find_problem
 from tools.diseases import extract_batch
 from tools.preprocess import Preprocessed, model_text, preprocess
 

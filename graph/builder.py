@@ -1,6 +1,6 @@
 """Wires the nodes into the OncoGraph StateGraph.
 
-    preprocess ─┬─> classify ─> extract_diseases ─> verify ─┬─> analyse_citations ─> finalise
+    preprocess ─┬─> classify ─> extract_diseases ─> verify ─┬─> decide ─> analyse_citations ─> finalise
                 │       ^                                   │
                 │       └──────── re-query (bounded) ───────┘
                 └─> extract_diseases  (abstract missing and missing_abstract: skip)
@@ -12,6 +12,7 @@ from langgraph.graph import END, START, StateGraph
 
 from agents.citation_analyst import analyse_citations_node
 from agents.classifier import classify_node
+from agents.decision import decide_node
 from agents.disease_extractor import extract_diseases_node
 from agents.finalise import finalise_node
 from agents.preprocessing import preprocess_node
@@ -36,6 +37,7 @@ def build_graph() -> StateGraph:
     builder.add_node("classify", classify_node)
     builder.add_node("extract_diseases", extract_diseases_node)
     builder.add_node("verify", verify_node)
+    builder.add_node("decide", decide_node)
     builder.add_node("analyse_citations", analyse_citations_node)
     builder.add_node("finalise", finalise_node)
     builder.add_edge(START, "preprocess")
@@ -43,8 +45,9 @@ def build_graph() -> StateGraph:
     builder.add_conditional_edges("classify", route_after_classify, ["verify", "extract_diseases"])
     builder.add_edge("extract_diseases", "verify")
     builder.add_conditional_edges(
-        "verify", route_after_verify, {"requery": "classify", "done": "analyse_citations"}
+        "verify", route_after_verify, {"requery": "classify", "done": "decide"}
     )
+    builder.add_edge("decide", "analyse_citations")
     builder.add_edge("analyse_citations", "finalise")
     builder.add_edge("finalise", END)
     return builder

@@ -58,7 +58,9 @@ def _count(value: str) -> int:
 def summarise_run(records: list[dict], seconds: float, processed: int) -> str:
     labels = Counter(r["predicted_labels"][0] for r in records if r.get("predicted_labels"))
     statuses = Counter(r["status"] if not r["status"].startswith("error") else "error" for r in records)
-    confidences = [max(r["confidence_scores"].values()) for r in records if r.get("confidence_scores")]
+    # P of the label given (the operating point may put it below 0.5)
+    confidences = [r["confidence_scores"][r["predicted_labels"][0]] for r in records
+                   if r.get("confidence_scores") and r.get("predicted_labels")]
     requeried = sum(1 for r in records if (r.get("verifier") or {}).get("attempts", 0) > 1)
     lines = [
         "── OncoGraph run summary ─────────────────────",

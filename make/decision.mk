@@ -1,0 +1,10 @@
+# The fused Cancer decision (docs/decision.md): fit on val, report on test and the OOD dev check.
+.PHONY: decision-fit decision-ood decision-report
+decision-fit:  ## fit the fused decision + operating point on val (held-out CV) -> adapters/decision/, reports/decision/fit.*
+	$(PY) -m eval.decision_fit
+
+decision-ood:  ## score every model on the out-of-domain dev set (NCBI + BC5CDR dev; cached; the 1.5B ~20 CPU-min)
+	nice -n 5 $(PY) -m eval.ood --predict keyword-rule tfidf-logreg minilm qwen2.5-0.5b qwen2.5-1.5b
+
+decision-report:  ## the fused decision beside every model on test and on the OOD dev check -> reports/decision/{test,ood}.*
+	$(PY) -m eval.decision_report
