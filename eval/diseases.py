@@ -78,16 +78,26 @@ def in_gold_offsets(docs: list[GoldDoc], batches: list[list]) -> list[list[tuple
     return out
 
 
+def gold_ids(vocab, concept: str) -> set[str]:
+    """A gold id column as MEDIC primary ids: "D1|D2" (composite) and "D1+D2" give both,
+    "-1" (not normalised) none."""
+    return {vocab.canonical(i) for i in re.split(r"[|+]", concept)
+            if i.strip() and i.strip() != "-1"}
+
+
 def score(docs: list[GoldDoc], preds: list[list[tuple]]) -> dict:
     vocab = load_vocabulary()
     n_pred = n_gold = tp_exact = 0
     tp_ov_p = tp_ov_g = 0
     doc_tp = doc_pred = doc_gold = 0
+    tp_concept = 0
     fp: Counter[str] = Counter()
     fn: Counter[str] = Counter()
     for doc, pred in zip(docs, preds, strict=True):
         gold = {(m.start, m.end) for m in doc.mentions}
         spans = {(s, e) for s, e, _ in pred}
+        gold_concepts = {(m.start, m.end): gold_ids(vocab, m.concept) for m in doc.mentions}
+        tp_concept += len({(s, e) for s, e, c in pred if c in gold_concepts.get((s, e), ())})
         n_pred += len(spans)
         n_gold += len(gold)
         tp_exact += len(spans & gold)
@@ -95,18 +105,16 @@ def score(docs: list[GoldDoc], preds: list[list[tuple]]) -> dict:
         tp_ov_g += sum(any(s < ge and gs < e for s, e in spans) for gs, ge in gold)
         fp.update(doc.text[s:e].lower() for s, e in spans - gold)
         fn.update(doc.text[s:e].lower() for s, e in gold - spans)
-        gold_ids = {
-            vocab.canonical(i) for m in doc.mentions for i in re.split(r"[|+]", m.concept)
-            if i.strip() and i.strip() != "-1"
-        }
+        doc_gold_ids = {i for m in doc.mentions for i in gold_ids(vocab, m.concept)}
         pred_ids = {c for _, _, c in pred}
-        doc_tp += len(gold_ids & pred_ids)
+        doc_tp += len(doc_gold_ids & pred_ids)
         doc_pred += len(pred_ids)
-        doc_gold += len(gold_ids)
+        doc_gold += len(doc_gold_ids)
     return {
         "exact": _prf(tp_exact, n_pred, tp_exact, n_gold),
         "overlap": _prf(tp_ov_p, n_pred, tp_ov_g, n_gold),
         "doc_concept": _prf(doc_tp, doc_pred, doc_tp, doc_gold),
+        "mention_concept": _prf(tp_concept, n_pred, tp_concept, n_gold),
         "counts": {"pred": n_pred, "gold": n_gold, "docs": len(docs)},
         "top_false_positives": fp.most_common(15),
         "top_false_negatives": fn.most_common(15),

@@ -93,11 +93,14 @@ def find_candidates(
     docs: list[Preprocessed],
     routes: Sequence[str] = ("dictionary", "model"),
     chat_model: BaseChatModel | None = None,
+    token_scores: list[TokenScores] | None = None,
 ) -> list[Candidates]:
     """Every route's spans per document; the model route runs as one batch.
 
     `chat_model` serves the "llm" route (default: the configured `diseases.llm_model`,
-    loaded once per process by tools.chat_model).
+    loaded once per process by tools.chat_model); `token_scores`, the model route's scores
+    computed earlier (the evaluations reuse them across runs and adapters), replace running
+    the encoder.
     """
     routes = _check_routes(routes)
     bad = [type(d).__name__ for d in docs if not isinstance(d, Preprocessed)]
@@ -108,15 +111,16 @@ def find_candidates(
     if "dictionary" in routes:
         for c in found:
             c.spans.extend(dictionary_spans(vocab, c.text))
-    if "model" in routes and not adapter_available():
+    if "model" in routes and token_scores is None and not adapter_available():
         _warn_no_adapter()
         routes = tuple(r for r in routes if r != "model")
     if "model" in routes:
-        from tools.diseases.model import model_route
+        from tools.diseases.model import model_scores, spans_from_scores
 
-        for c, (spans, scores) in zip(found, model_route([c.text for c in found], vocab),
-                                      strict=True):
-            c.spans.extend(spans)
+        if token_scores is None:
+            token_scores = model_scores([c.text for c in found])
+        for c, scores in zip(found, token_scores, strict=True):
+            c.spans.extend(spans_from_scores(c.text, scores, vocab))
             c.scores = scores
     if "llm" in routes:
         from tools.chat_model import get_chat_model
