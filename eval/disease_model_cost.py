@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from configs.settings import PROJECT_ROOT
+from core.settings import PROJECT_ROOT
 from tools.diseases.model import ADAPTER_DIR
 from tools.diseases.ner import LABELS
 

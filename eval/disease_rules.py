@@ -5,7 +5,7 @@
 
 The dictionary and the NER model run once per dev document (NCBI Disease dev + BC5CDR
 dev; the encoder's scores are cached, eval/disease_data.py); every merge rule of a grid
-(tools/diseases/spans.MergeRule) is scored per document. The selection procedure is
+(core.settings.MergeRule) is scored per document. The selection procedure is
 "the rule with the best mean exact F1 over the two corpora". Applied to all dev documents
 it gives the rule written into configs/default.yaml (`diseases.*`); applied inside each
 training fold and scored on the held-out documents it gives the cross-validated figure of
