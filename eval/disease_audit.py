@@ -143,7 +143,7 @@ def audit(limit: int | None = None, examples: int = 6) -> dict:
         for doc, pred in zip(docs, preds, strict=True):
             gold = [GoldSpan(m.start, m.end, m.kind, frozenset(gold_ids(vocab, m.concept)))
                     for m in doc.mentions]
-            for err in classify(doc.text, gold, [PredSpan(*p) for p in pred],
+            for err in classify(doc.text, gold, [PredSpan(*p[:3]) for p in pred],
                                 lambda s: vocab.lookup(s) is not None):
                 counts[err.kind] += 1
                 if len(shown[err.kind]) < examples:

@@ -81,7 +81,7 @@ def rule_counts(docs: list[GoldDoc], cands: list, rules: list[MergeRule]) -> np.
         preds = in_gold_offsets(docs, [resolve(c, rule) for c in cands])
         for d, (doc, pred) in enumerate(zip(docs, preds, strict=True)):
             gold = {(m.start, m.end) for m in doc.mentions}
-            spans = {(s, e) for s, e, _ in pred}
+            spans = {(s, e) for s, e, *_ in pred}
             out[r, d] = (len(gold & spans), len(spans), len(gold))
     return out
 

@@ -66,13 +66,15 @@ def predict(docs: list[GoldDoc], routes: tuple[str, ...],
 
 
 def in_gold_offsets(docs: list[GoldDoc], batches: list[list]) -> list[list[tuple]]:
-    """Mentions (title/abstract fields) as (start, end, concept) into title + " " + abstract."""
+    """Mentions (title/abstract fields) as (start, end, concept, every concept) into
+    title + " " + abstract; every concept is a composite's parts, else (concept,)."""
     out = []
     for doc, mentions in zip(docs, batches, strict=True):
         shift = len(doc.title) + 1
         out.append([
             (m.start + (0 if m.field == "title" else shift),
-             m.end + (0 if m.field == "title" else shift), m.concept_id)
+             m.end + (0 if m.field == "title" else shift), m.concept_id,
+             tuple(m.parts) or (m.concept_id,))
             for m in mentions
         ])
     return out
@@ -95,9 +97,9 @@ def score(docs: list[GoldDoc], preds: list[list[tuple]]) -> dict:
     fn: Counter[str] = Counter()
     for doc, pred in zip(docs, preds, strict=True):
         gold = {(m.start, m.end) for m in doc.mentions}
-        spans = {(s, e) for s, e, _ in pred}
+        spans = {(s, e) for s, e, *_ in pred}
         gold_concepts = {(m.start, m.end): gold_ids(vocab, m.concept) for m in doc.mentions}
-        tp_concept += len({(s, e) for s, e, c in pred if c in gold_concepts.get((s, e), ())})
+        tp_concept += len({(s, e) for s, e, c, _ in pred if c in gold_concepts.get((s, e), ())})
         n_pred += len(spans)
         n_gold += len(gold)
         tp_exact += len(spans & gold)
@@ -106,7 +108,7 @@ def score(docs: list[GoldDoc], preds: list[list[tuple]]) -> dict:
         fp.update(doc.text[s:e].lower() for s, e in spans - gold)
         fn.update(doc.text[s:e].lower() for s, e in gold - spans)
         doc_gold_ids = {i for m in doc.mentions for i in gold_ids(vocab, m.concept)}
-        pred_ids = {c for _, _, c in pred}
+        pred_ids = {i for *_, ids in pred for i in ids}
         doc_tp += len(doc_gold_ids & pred_ids)
         doc_pred += len(pred_ids)
         doc_gold += len(doc_gold_ids)

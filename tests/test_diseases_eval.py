@@ -89,11 +89,15 @@ def test_concept_f1_at_document_and_mention_level(vocab):
                                   GoldMention(18, 32, "ovarian cancer", "SpecificDisease",
                                               "D010051|D001943")])
     # both spans exact; the second carries a concept outside its gold ids
-    result = score([doc], [[(0, 13, BREAST), (18, 32, "MESH:D009369")]])
+    result = score([doc], [[(0, 13, BREAST, (BREAST,)),
+                            (18, 32, "MESH:D009369", ("MESH:D009369",))]])
     assert result["exact"]["f1"] == 1.0
     assert result["mention_concept"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5}
     # document level: gold {breast, ovary}, predicted {breast, neoplasms}
     assert result["doc_concept"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5}
+    # a composite prediction brings all its parts to the document's concept set
+    both = score([doc], [[(0, 13, BREAST, (BREAST,)), (18, 32, OVARY, (BREAST, OVARY))]])
+    assert both["mention_concept"]["f1"] == 1.0 and both["doc_concept"]["f1"] == 1.0
 
 
 def test_config_writer_sets_the_four_values_and_keeps_comments(tmp_path):

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from core.schema import DiseaseMention, ModelInfo
 from core.settings import MergeRule, load_settings
+from tools.diseases.composite import composite_concepts
 from tools.diseases.dictionary import dictionary_spans
 from tools.diseases.spans import (
     Span,
@@ -68,13 +69,15 @@ def _to_mentions(doc: Preprocessed, spans: list[Span], vocab: Vocabulary) -> lis
         else:
             continue  # straddles the field boundary
         o_start, o_end = clean.to_original(start, end)
-        concept = vocab.concepts.get(s.concept_id)
+        text = clean.original[o_start:o_end]
+        parts = composite_concepts(vocab, text)
+        concept = vocab.concepts.get(parts[-1] if parts else s.concept_id)
         if concept is None or o_end <= o_start:
             continue
         out.append(DiseaseMention(
-            text=clean.original[o_start:o_end], start=o_start, end=o_end, field=field,
+            text=text, start=o_start, end=o_end, field=field,
             concept_id=concept.concept_id, name=concept.readable,
-            is_cancer=concept.is_cancer, site=concept.site, source=s.source,
+            is_cancer=concept.is_cancer, site=concept.site, source=s.source, parts=parts,
         ))
     return out
 
@@ -187,7 +190,14 @@ def disease_names(mentions: list[DiseaseMention]) -> list[str]:
     organ-level name ("NSCLC" -> "Lung Cancer"), each name once; the mentions keep the
     precise concept."""
     ordered = sorted(mentions, key=lambda m: (m.field != "title", m.start))
-    return list(dict.fromkeys(m.site or m.name for m in ordered))
+    concepts = load_vocabulary().concepts
+    names = []
+    for m in ordered:
+        if m.parts:  # "breast and ovarian cancer": both diseases
+            names += [concepts[c].site or concepts[c].readable for c in m.parts if c in concepts]
+        else:
+            names.append(m.site or m.name)
+    return list(dict.fromkeys(names))
 
 
 def model_info(routes: Sequence[str] = ("dictionary", "model")) -> list[ModelInfo]:
