@@ -21,7 +21,7 @@ diseases-audit:  ## sort every dev error of the default route into a class -> re
 	$(PY) -m eval.disease_audit
 
 diseases-model-cost:  ## s/step of MiniLM vs Qwen2.5-0.5B token classifiers -> reports/diseases/model_cost.*
-	$(PY) -m eval.disease_model_cost --batch 2 --tokens 256
+	$(PY) -m eval.disease_model_cost --batch 1 --tokens 128 --steps 1
 
 diseases-test:
-	$(PY) -m pytest -q tests/test_diseases.py tests/test_diseases_ner.py tests/test_diseases_eval.py
+	$(PY) -m pytest -q tests/unit/test_diseases.py tests/unit/test_diseases_ner.py tests/unit/test_diseases_eval.py
