@@ -124,11 +124,12 @@ def _row(rule: MergeRule, counts: dict[str, np.ndarray], i: int) -> dict:
 
 def sweep(limit: int | None, k: int, repeats: int, adapter: Path) -> dict:
     rules = grid()
-    counts, pmids = {}, {}
-    for corpus in CORPORA:
-        docs = read_corpus(corpus, limit)
+    corpora = {corpus: read_corpus(corpus, limit) for corpus in CORPORA}
+    pmids = {c: [d.pmid for d in docs] for c, docs in corpora.items()}
+    document_folds(pmids, k)  # enough documents for the folds? before the costly scoring
+    counts = {}
+    for corpus, docs in corpora.items():
         counts[corpus] = rule_counts(docs, candidates(docs, adapter), rules)
-        pmids[corpus] = [d.pmid for d in docs]
         print(f"{corpus}: {len(rules)} rules scored on {len(docs)} docs", flush=True)
     rows = [_row(r, counts, i) for i, r in enumerate(rules)]
     best = choose(counts, {c: np.ones(len(pmids[c]), bool) for c in counts})
@@ -265,7 +266,10 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if not (args.adapter / "adapter_config.json").exists():
         raise SystemExit(f"no NER adapter in {args.adapter}: run `python -m finetune.train_ner`")
-    report = sweep(args.limit, args.folds, args.repeats, args.adapter.resolve())
+    try:
+        report = sweep(args.limit, args.folds, args.repeats, args.adapter.resolve())
+    except ValueError as exc:  # too few documents for the folds asked
+        raise SystemExit(f"eval.disease_rules: {exc}") from None
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "rules.json").write_text(json.dumps(report, indent=2) + "\n")
     (args.out / "rules.md").write_text(_markdown(report))
