@@ -29,6 +29,9 @@ class DiseaseMention(BaseModel):
     is_cancer: bool  # concept under MeSH C04 (Neoplasms), excluding C04.182 (Cysts)
     site: str | None = None  # organ-level cancer of a neoplasm: NSCLC -> "Lung Cancer"
     source: str = "dictionary"  # dictionary | model | llm (+ "+abbreviation")
+    # a composite mention's concepts, one per coordinated disease ("breast and ovarian
+    # cancer" -> breast, ovarian; concept_id is the last); empty for a simple mention
+    parts: list[str] = []
 
 
 class Citation(BaseModel):

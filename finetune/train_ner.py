@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from core.settings import PROJECT_ROOT, load_settings
+from finetune.ner_augment import replace_mentions
 from tools.diseases.corpus import GoldDoc, read_pubtator
 from tools.diseases.ner import (
     LABELS,
@@ -34,6 +35,7 @@ from tools.diseases.ner import (
     predict_spans,
     windows,
 )
+from tools.diseases.vocab import load_vocabulary
 
 log = logging.getLogger("train_ner")
 TRAIN_FILES = ("ncbi_disease/NCBItrainset_corpus.txt", "bc5cdr/CDR_TrainingSet.PubTator.txt")
@@ -104,7 +106,9 @@ def _write_card(out: Path, info: dict) -> None:
   {', '.join(lora['target_modules'])}; the token-classification head is trained in full
   (`modules_to_save=["classifier"]`).
 - Data: NCBI Disease train ({info['train_docs']['ncbi']} docs) + BC5CDR train
-  ({info['train_docs']['bc5cdr']} docs), disease mentions of every type.
+  ({info['train_docs']['bc5cdr']} docs), disease mentions of every type; MEDIC distant
+  supervision: each gold mention swapped for a synonym of its concept with p={info['synonym_p']}
+  (redrawn every epoch; `finetune/ner_augment.py`).
   Exact-span F1 on NCBI dev + BC5CDR dev (model alone, before normalisation): {dev}.
   The dev sets chose the hyper-parameters; the test sets were never used.
 - Training: {info['epochs_done']} epochs, {info['steps']} steps, batch {info['batch_size']},
@@ -139,6 +143,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lora-r", type=int, default=LORA["r"])
     ap.add_argument("--lora-dropout", type=float, default=LORA["lora_dropout"],
                     help="0 trains faster on CPU (dropout on every adapted layer costs time)")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="warm start from this adapter (same LoRA rank), e.g. adapters/ner-minilm")
+    ap.add_argument("--synonym-p", type=float, default=0.0,
+                    help="MEDIC distant supervision: swap each gold mention for a synonym of "
+                         "its concept with this probability, redrawn every epoch (0: off)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -154,10 +163,20 @@ def main(argv: list[str] | None = None) -> None:
     train_docs = {f: read_pubtator(data / f)[: args.limit] for f in TRAIN_FILES}
     dev_docs = [read_pubtator(data / f)[: args.limit] for f in DEV_FILES]
     tokenizer = AutoTokenizer.from_pretrained(base)
-    train = [x for docs in train_docs.values() for x in encode(tokenizer, docs)]
+    vocab = load_vocabulary() if args.synonym_p > 0 else None
+
+    def epoch_windows(epoch: int) -> list[tuple[list[int], list[int]]]:
+        """This epoch's training windows; with --synonym-p, freshly drawn synonym swaps."""
+        rng = random.Random(args.seed * 1000 + epoch)
+        return [x for docs in train_docs.values() for x in encode(tokenizer, [
+            replace_mentions(d, vocab, rng, args.synonym_p) if vocab else d for d in docs])]
+
+    train = epoch_windows(0)
     lora = {**LORA, "r": args.lora_r, "lora_alpha": 2 * args.lora_r,
             "lora_dropout": args.lora_dropout}
     model = build_model(base, lora)
+    if args.init:
+        _warm_start(model, args.init)
     bf16 = not args.no_bf16 and torch.backends.mkldnn.is_available()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr,
                             weight_decay=0.01)
@@ -188,9 +207,10 @@ def main(argv: list[str] | None = None) -> None:
     t0 = clock["t0"] = time.time() - state["seconds"]
     out_of_time = False
     while state["epoch"] < args.epochs and not out_of_time:
+        train = epoch_windows(state["epoch"])
         batches = length_batches(train, args.batch_size, args.seed + state["epoch"])
         model.train()
-        for b in range(state["step"] % steps_per_epoch, steps_per_epoch):
+        for b in range(state.get("in_epoch", state["step"] % steps_per_epoch), len(batches)):
             batch = collate([train[i] for i in batches[b]], tokenizer.pad_token_id)
             with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
                 loss = model(**batch).loss
@@ -200,6 +220,7 @@ def main(argv: list[str] | None = None) -> None:
             sched.step()
             opt.zero_grad()
             state["step"] += 1
+            state["in_epoch"] = b + 1
             if state["step"] % 20 == 0:
                 log.info("step %d/%d loss %.4f (%.1f min)", state["step"], total, loss.item(),
                          (time.time() - t0) / 60)
@@ -211,6 +232,7 @@ def main(argv: list[str] | None = None) -> None:
                 break
         if not out_of_time:
             state["epoch"] += 1
+            state["in_epoch"] = 0
         _save(ckpt, model, opt, sched, state, t0)
         if not (out_of_time or state["epoch"] == args.epochs or args.eval_every_epoch):
             continue  # dev scoring costs ~1/3 of an epoch on CPU: by default only at the end
@@ -229,7 +251,8 @@ def main(argv: list[str] | None = None) -> None:
     info = {
         "base": "all-MiniLM-L6-v2 (tools.weights: minilm)", "labels": list(LABELS),
         "lora": lora, "max_length": MAX_LENGTH, "stride": STRIDE, "batch_size": args.batch_size,
-        "lr": args.lr, "bf16": bf16, "seed": args.seed, "epochs_done": state["epoch"],
+        "lr": args.lr, "synonym_p": args.synonym_p,
+        "init": str(args.init) if args.init else None, "bf16": bf16, "seed": args.seed, "epochs_done": state["epoch"],
         "steps": state["step"], "minutes": round((time.time() - t0) / 60, 1),
         "threads": torch.get_num_threads(), "best_dev_f1": state["best_dev"],
         "history": state["history"], "limit": args.limit,
@@ -240,6 +263,19 @@ def main(argv: list[str] | None = None) -> None:
     (args.out / "training.json").write_text(json.dumps(info, indent=2) + "\n")
     _write_card(args.out, info)
     log.info("adapter in %s (best dev %s)", args.out, state["best_dev"])
+
+
+def _warm_start(model, adapter_dir: Path) -> None:
+    """Start from a trained adapter's LoRA and head weights (a cheaper run than from scratch
+    when the CPU is shared)."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    result = set_peft_model_state_dict(model, load_file(adapter_dir / "adapter_model.safetensors"))
+    missing = [k for k in result.missing_keys if "lora_" in k or "modules_to_save" in k]
+    if missing:
+        raise SystemExit(f"{adapter_dir} does not fit this LoRA config: {missing[:3]} missing")
+    log.info("warm start from %s", adapter_dir)
 
 
 def _save(path: Path, model, opt, sched, state: dict, t0: float) -> None:

@@ -1,14 +1,27 @@
-# Disease extraction (issue 4): adapter training, evaluation on NCBI/BC5CDR dev, tests.
-.PHONY: diseases-train diseases-rules diseases-eval diseases-test
+# Disease extraction (issues 4, 20): adapter training, rule choice by cross-validation,
+# evaluation on NCBI/BC5CDR dev, error audit, training-cost check, tests.
+.PHONY: diseases-train diseases-train-syn diseases-rules diseases-eval diseases-audit \
+	diseases-model-cost diseases-test
 
 diseases-train:  ## LoRA-tune MiniLM for disease NER -> adapters/ner-minilm/ (~52 CPU-min)
 	$(PY) -m finetune.train_ner
 
-diseases-rules:  ## choose how dictionary and model combine, on the dev sets -> reports/diseases/rules.*
+diseases-train-syn:  ## candidate: warm start + MEDIC synonym swaps -> checkpoints/ner-minilm-syn/
+	$(PY) -m finetune.train_ner --init adapters/ner-minilm --synonym-p 0.5 --epochs 2 \
+		--lr 1.5e-4 --max-minutes 45 --out checkpoints/ner-minilm-syn \
+		--checkpoints checkpoints/ner-minilm-syn-ckpt
+
+diseases-rules:  ## choose the merge rule by 5-fold CV on dev docs, write it to configs/default.yaml -> reports/diseases/rules.*
 	$(PY) -m eval.disease_rules
 
-diseases-eval:  ## P/R/F1 + throughput per route on the dev sets -> reports/diseases/
+diseases-eval:  ## P/R/F1, concept F1, throughput per route on the dev sets -> reports/diseases/
 	$(PY) -m eval.diseases
 
+diseases-audit:  ## sort every dev error of the default route into a class -> reports/diseases/audit.*
+	$(PY) -m eval.disease_audit
+
+diseases-model-cost:  ## s/step of MiniLM vs Qwen2.5-0.5B token classifiers -> reports/diseases/model_cost.*
+	$(PY) -m eval.disease_model_cost --batch 1 --tokens 128 --steps 1
+
 diseases-test:
-	$(PY) -m pytest -q tests/test_diseases.py tests/test_diseases_ner.py
+	$(PY) -m pytest -q tests/unit/test_diseases.py tests/unit/test_diseases_ner.py tests/unit/test_diseases_eval.py

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from eval import bench_classifier, compare
 
 
@@ -33,10 +35,15 @@ def test_disease_eval_and_rule_sweep_write_reports(tmp_path):
     assert set(report["results"]["ncbi_dev"]) == {"dictionary", "combined"}
     assert "Merge rule: priority dictionary > model" in (tmp_path / "README.md").read_text()
 
-    disease_rules.main(["--limit", "3", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="3 documents cannot fill 5 folds"):
+        disease_rules.main(["--limit", "3", "--out", str(tmp_path)])
+    disease_rules.main(["--limit", "3", "--folds", "3", "--repeats", "2", "--out", str(tmp_path)])
     rules = json.loads((tmp_path / "rules.json").read_text())
     assert len(rules["rows"]) == len(disease_rules.grid())
     assert rules["best"]["mean_exact_f1"] == max(r["mean_exact_f1"] for r in rules["rows"])
+    cv = rules["cross_validated"]
+    assert len(cv["per_repeat"]) == 2 and set(cv["f1"]) == {"ncbi_dev", "bc5cdr_dev"}
+    assert sum(r["folds"] for r in cv["rules_chosen_in_folds"]) == 3 * 2
     assert (tmp_path / "rules.png").stat().st_size > 0 and (tmp_path / "rules.md").exists()
 
 

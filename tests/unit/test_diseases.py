@@ -234,3 +234,41 @@ def test_modifiers_the_corpora_annotate_join_the_mention(vocab):
     mentions = dict_only("", "Two patients had renal hamartomas and a VHL tumor; "
                              "sporadic breast cancer was rarer.")
     assert [m.text for m in mentions] == ["renal hamartomas", "VHL tumor", "sporadic breast cancer"]
+
+
+def test_composite_mentions_split_into_one_concept_per_disease(vocab):
+    from tools.diseases.composite import composite_concepts, split
+
+    assert split("breast and ovarian cancer") == ["breast cancer", "ovarian cancer"]
+    assert split("breast/ovarian cancers") == ["breast cancers", "ovarian cancers"]
+    assert split("brain, breast, and prostate cancer") == [
+        "brain cancer", "breast cancer", "prostate cancer"]
+    assert split("colon or rectal cancer") == ["colon cancer", "rectal cancer"]
+    assert split("breast cancer") == [] and split("X-linked immunodeficiency disease") == []
+    assert composite_concepts(vocab, "breast and ovarian cancer") == ["MESH:D001943",
+                                                                      "MESH:D010051"]
+    assert composite_concepts(vocab, "classical and Duarte galactosemia") == []  # unknown part
+    title = "Risk of breast and ovarian cancer in carriers"
+    abstract = "Carriers develop  breast/ovarian cancers early."
+    mentions = dict_only(title, abstract)
+    composite = [m for m in mentions if m.parts]
+    assert len(composite) == 2
+    for m in composite:
+        original = title if m.field == "title" else abstract
+        assert original[m.start:m.end] == m.text  # offsets index the original text
+        assert m.parts == ["MESH:D001943", "MESH:D010051"] and m.concept_id == "MESH:D010051"
+    assert disease_names(mentions)[:2] == ["Breast Cancer", "Ovarian Cancer"]
+
+
+def test_an_abbreviation_takes_the_vocabulary_name_of_its_whole_long_form(vocab):
+    from tools.diseases.spans import propagate_abbreviations
+
+    text = "Patients with non-small cell lung cancer (NSCLC) were treated. NSCLC recurred."
+    inner = text.index("lung cancer")
+    # a route found only the shorter name at the end of the long form
+    spans = [Span(inner, inner + len("lung cancer"), LUNG, "model")]
+    out = propagate_abbreviations(spans, text, vocab)
+    nsclc = vocab.lookup("non-small cell lung cancer")
+    short = [s for s in out if text[s.start:s.end] == "NSCLC"]
+    assert nsclc not in (None, LUNG) and len(short) == 2
+    assert {s.concept_id for s in short} == {nsclc}

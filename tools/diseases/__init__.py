@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from core.schema import DiseaseMention, ModelInfo
 from core.settings import MergeRule, load_settings
+from tools.diseases.composite import composite_concepts
 from tools.diseases.dictionary import dictionary_spans
 from tools.diseases.spans import (
     Span,
@@ -68,13 +69,15 @@ def _to_mentions(doc: Preprocessed, spans: list[Span], vocab: Vocabulary) -> lis
         else:
             continue  # straddles the field boundary
         o_start, o_end = clean.to_original(start, end)
-        concept = vocab.concepts.get(s.concept_id)
+        text = clean.original[o_start:o_end]
+        parts = composite_concepts(vocab, text)
+        concept = vocab.concepts.get(parts[-1] if parts else s.concept_id)
         if concept is None or o_end <= o_start:
             continue
         out.append(DiseaseMention(
-            text=clean.original[o_start:o_end], start=o_start, end=o_end, field=field,
+            text=text, start=o_start, end=o_end, field=field,
             concept_id=concept.concept_id, name=concept.readable,
-            is_cancer=concept.is_cancer, site=concept.site, source=s.source,
+            is_cancer=concept.is_cancer, site=concept.site, source=s.source, parts=parts,
         ))
     return out
 
@@ -93,11 +96,14 @@ def find_candidates(
     docs: list[Preprocessed],
     routes: Sequence[str] = ("dictionary", "model"),
     chat_model: BaseChatModel | None = None,
+    token_scores: list[TokenScores] | None = None,
 ) -> list[Candidates]:
     """Every route's spans per document; the model route runs as one batch.
 
     `chat_model` serves the "llm" route (default: the configured `diseases.llm_model`,
-    loaded once per process by tools.chat_model).
+    loaded once per process by tools.chat_model); `token_scores`, the model route's scores
+    computed earlier (the evaluations reuse them across runs and adapters), replace running
+    the encoder.
     """
     routes = _check_routes(routes)
     bad = [type(d).__name__ for d in docs if not isinstance(d, Preprocessed)]
@@ -108,15 +114,16 @@ def find_candidates(
     if "dictionary" in routes:
         for c in found:
             c.spans.extend(dictionary_spans(vocab, c.text))
-    if "model" in routes and not adapter_available():
+    if "model" in routes and token_scores is None and not adapter_available():
         _warn_no_adapter()
         routes = tuple(r for r in routes if r != "model")
     if "model" in routes:
-        from tools.diseases.model import model_route
+        from tools.diseases.model import model_scores, spans_from_scores
 
-        for c, (spans, scores) in zip(found, model_route([c.text for c in found], vocab),
-                                      strict=True):
-            c.spans.extend(spans)
+        if token_scores is None:
+            token_scores = model_scores([c.text for c in found])
+        for c, scores in zip(found, token_scores, strict=True):
+            c.spans.extend(spans_from_scores(c.text, scores, vocab))
             c.scores = scores
     if "llm" in routes:
         from tools.chat_model import get_chat_model
@@ -183,7 +190,14 @@ def disease_names(mentions: list[DiseaseMention]) -> list[str]:
     organ-level name ("NSCLC" -> "Lung Cancer"), each name once; the mentions keep the
     precise concept."""
     ordered = sorted(mentions, key=lambda m: (m.field != "title", m.start))
-    return list(dict.fromkeys(m.site or m.name for m in ordered))
+    concepts = load_vocabulary().concepts
+    names = []
+    for m in ordered:
+        if m.parts:  # "breast and ovarian cancer": both diseases
+            names += [concepts[c].site or concepts[c].readable for c in m.parts if c in concepts]
+        else:
+            names.append(m.site or m.name)
+    return list(dict.fromkeys(names))
 
 
 def model_info(routes: Sequence[str] = ("dictionary", "model")) -> list[ModelInfo]:

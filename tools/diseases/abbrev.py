@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 _PAREN = re.compile(r"\(([^()]{1,12})\)")
 
@@ -41,7 +42,9 @@ def _best_long_form(sf: str, lf: str) -> int | None:
     return lf.rfind(" ", 0, j + 1) + 1
 
 
-def find_abbreviations(text: str) -> list[Abbreviation]:
+@lru_cache(maxsize=4096)
+def find_abbreviations(text: str) -> tuple[Abbreviation, ...]:
+    """Every "long form (SF)" pair; cached, as the rule sweep resolves each text ~500 times."""
     out = []
     for m in _PAREN.finditer(text):
         sf = m.group(1).strip()
@@ -62,4 +65,4 @@ def find_abbreviations(text: str) -> list[Abbreviation]:
         if len(lf) <= len(sf) or sf.lower() in lf.lower().split():
             continue
         out.append(Abbreviation(sf, sf_start, sf_start + len(sf), offset + start, len(before)))
-    return out
+    return tuple(out)

@@ -39,20 +39,21 @@ def load_ner(adapter_dir: str = str(ADAPTER_DIR), base_dir: str | None = None):
     return model, AutoTokenizer.from_pretrained(base)
 
 
-def model_route(texts: list[str], vocab: Vocabulary,
-                batch_size: int = 16) -> list[tuple[list[Span], TokenScores]]:
-    """Per text: predicted disease spans, each normalised to a MEDIC concept (else dropped)
-    and scored by its mean P(disease), plus the token scores (to weigh other routes' spans)."""
-    model, tokenizer = load_ner()
+def model_scores(texts: list[str], adapter_dir: str = str(ADAPTER_DIR),
+                 batch_size: int = 16) -> list[TokenScores]:
+    """Per text: the encoder's token labels and P(disease) (the model route's only costly step)."""
+    model, tokenizer = load_ner(adapter_dir)
     bf16 = torch.backends.mkldnn.is_available()
-    out = []
-    for text, scores in zip(
-        texts, predict_tokens(model, tokenizer, texts, batch_size, autocast=bf16), strict=True
-    ):
-        found = []
-        for s, e in decode(text, scores.offsets, scores.labels):
-            cid = normalise(vocab, text[s:e])
-            if cid:
-                found.append(Span(s, e, cid, "model", score=scores.support(s, e)))
-        out.append((found, scores))
-    return out
+    return predict_tokens(model, tokenizer, texts, batch_size, autocast=bf16)
+
+
+def spans_from_scores(text: str, scores: TokenScores, vocab: Vocabulary) -> list[Span]:
+    """Decoded spans, each normalised to a MEDIC concept (else dropped) and scored by its
+    mean P(disease)."""
+    found = []
+    for s, e in decode(text, scores.offsets, scores.labels):
+        cid = normalise(vocab, text[s:e])
+        if cid:
+            found.append(Span(s, e, cid, "model", score=scores.support(s, e)))
+    return found
+

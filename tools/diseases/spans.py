@@ -89,18 +89,19 @@ def _short_form(short: str) -> str:
 def propagate_abbreviations(spans: list[Span], text: str, vocab: Vocabulary) -> list[Span]:
     """Schwartz-Hearst pairs: "non-small cell lung cancer (NSCLC)" makes every NSCLC a mention.
 
-    The long form's concept comes from a span ending where the long form ends (any
-    route), else from a vocabulary lookup of the long form. A short form defined as
+    The long form's concept is the vocabulary's name for the whole long form (the most
+    specific: "attenuated adenomatous polyposis coli (AAPC)" is not plain APC), else that
+    of a span ending where the long form ends (any route). A short form defined as
     something that is not a disease ("magnetic resonance (MR)") loses its matches.
     """
     result = list(spans)
     for ab in find_abbreviations(text):
-        concept = next(
+        concept = vocab.lookup(text[ab.long_start : ab.long_end]) or next(
             (s.concept_id for s in spans
              if ab.long_start <= s.end and ab.long_end - 1 <= s.end <= ab.long_end + 1
              and s.start >= ab.long_start - 1),
             None,
-        ) or vocab.lookup(text[ab.long_start : ab.long_end])
+        )
         occurrences = [(m.start(), m.end()) for m in re.finditer(_short_form(ab.short), text)]
         if concept is None:
             result = [s for s in result if (s.start, s.end) not in occurrences]

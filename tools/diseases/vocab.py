@@ -225,12 +225,13 @@ def build(data: Path) -> Vocabulary:
         add(c.name, cid, 3)  # the preferred name outranks a shared synonym
         for s in c.synonyms:
             add(s, cid, 1)
-        # MeSH files organ cancers under "<organ> Neoplasms"; writers say tumor, cancer or
-        # carcinoma ("pancreatic tumors", "prostate carcinoma"): weakest evidence (0.5).
+        # MeSH files organ cancers under "<organ> Neoplasms"; writers say tumor, cancer,
+        # (adeno)carcinoma or malignancy ("pancreatic tumors", "prostatic adenocarcinoma"):
+        # weakest evidence (0.5), so a histology name of its own still wins.
         for term in (c.name, *c.synonyms):
             words = key_of(term).split()
             if len(words) >= 2 and words[-1] == "neoplasm":
-                for head in ("tumor", "cancer", "carcinoma"):
+                for head in ("tumor", "cancer", "carcinoma", "adenocarcinoma", "malignancy"):
                     candidates[" ".join([*words[:-1], head])][cid] += 0.5
     # Modifier words are learnt against MEDIC names alone: with the train mentions in the
     # lexicon, every train phrase would already match whole and nothing would be learnt.
