@@ -38,7 +38,7 @@ from core.settings import PROJECT_ROOT
 from eval.disease_data import CORPORA, candidates, read_corpus
 from eval.diseases import gold_ids, in_gold_offsets
 from tools.diseases import configured_rule, resolve
-from tools.diseases.vocab import load_vocabulary
+from tools.diseases.lexicon import load_vocabulary
 
 CLASSES = ("wrong concept", "abbreviation", "composite", "boundary", "missed synonym",
            "missed, known name", "spurious span")

@@ -28,7 +28,7 @@ from core.settings import PROJECT_ROOT, ROUTE_PRIORITY, MergeRule, load_settings
 from eval.disease_data import CORPORA, candidates
 from tools.diseases import Candidates, adapter_available, extract_batch, find_candidates, resolve
 from tools.diseases.corpus import GoldDoc, read_pubtator
-from tools.diseases.vocab import load_vocabulary
+from tools.diseases.lexicon import load_vocabulary
 from tools.preprocess import preprocess
 
 ROUTE_SETS = {

@@ -65,7 +65,7 @@ def load_ood(settings: Settings | None = None, per_corpus: int = PER_CORPUS) -> 
     import random
 
     from tools.diseases.corpus import read_pubtator
-    from tools.diseases.vocab import load_vocabulary
+    from tools.diseases.lexicon import load_vocabulary
 
     settings = settings or load_settings()
     data = settings.data_path()

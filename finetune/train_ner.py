@@ -26,6 +26,7 @@ import torch
 from core.settings import PROJECT_ROOT, load_settings
 from finetune.ner_augment import replace_mentions
 from tools.diseases.corpus import GoldDoc, read_pubtator
+from tools.diseases.lexicon import load_vocabulary
 from tools.diseases.ner import (
     LABELS,
     MAX_LENGTH,
@@ -35,7 +36,6 @@ from tools.diseases.ner import (
     predict_spans,
     windows,
 )
-from tools.diseases.vocab import load_vocabulary
 
 log = logging.getLogger("train_ner")
 TRAIN_FILES = ("ncbi_disease/NCBItrainset_corpus.txt", "bc5cdr/CDR_TrainingSet.PubTator.txt")

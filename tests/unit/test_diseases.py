@@ -8,10 +8,11 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from core.settings import MergeRule
 from tools.diseases import disease_names, extract_batch, extract_diseases
 from tools.diseases.abbrev import find_abbreviations
+from tools.diseases.lexicon import load_vocabulary
 from tools.diseases.llm import ground
 from tools.diseases.ner import TokenScores, decode
 from tools.diseases.spans import Span, admit, merge, widen
-from tools.diseases.vocab import is_cancer_tree, key_of, load_vocabulary, readable_name
+from tools.diseases.vocab import is_cancer_tree, key_of, readable_name
 from tools.preprocess import preprocess
 
 LUNG = "MESH:D008175"
@@ -228,7 +229,7 @@ def test_a_short_form_defined_in_the_plural_is_known_in_the_singular(vocab):
 
 
 def test_modifiers_the_corpora_annotate_join_the_mention(vocab):
-    """Learnt from the train sets against MEDIC names alone (see vocab._learn_extensions)."""
+    """Learnt from the train sets against MEDIC names alone (see lexicon._learn_extensions)."""
     assert {"renal", "hereditary", "sporadic"} <= vocab.extend_left
     assert "of" not in vocab.extend_left | vocab.extend_right
     mentions = dict_only("", "Two patients had renal hamartomas and a VHL tumor; "

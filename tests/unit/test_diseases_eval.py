@@ -13,7 +13,7 @@ from eval.disease_rules import choose, cross_validate, document_folds, write_con
 from eval.diseases import score
 from finetune.ner_augment import replace_mentions
 from tools.diseases.corpus import GoldDoc, GoldMention
-from tools.diseases.vocab import load_vocabulary
+from tools.diseases.lexicon import load_vocabulary
 
 BREAST, OVARY = "MESH:D001943", "MESH:D010051"
 

@@ -25,6 +25,7 @@ from core.schema import DiseaseMention, ModelInfo
 from core.settings import MergeRule, load_settings
 from tools.diseases.composite import composite_concepts
 from tools.diseases.dictionary import dictionary_spans
+from tools.diseases.lexicon import load_vocabulary
 from tools.diseases.spans import (
     Span,
     admit,
@@ -32,7 +33,7 @@ from tools.diseases.spans import (
     propagate_abbreviations,
     widen,
 )
-from tools.diseases.vocab import Vocabulary, load_vocabulary
+from tools.diseases.vocab import Vocabulary
 from tools.preprocess import Preprocessed
 
 if TYPE_CHECKING:
