@@ -130,9 +130,11 @@ def chat_model_for(classifier_model: str, llm_model: str) -> BaseChatModel:
     already loaded by then: the graph classifies first), else `llm_model`, loaded once."""
     cfg = load_model_config(classifier_model)
     if lends_base(cfg):
-        from tools.classifier.registry import get_classifier
+        from tools.classifier.registry import LoadedClassifier, get_classifier
 
-        return shared_chat_model(cfg, get_classifier(classifier_model).scorer)
+        loaded = get_classifier(classifier_model)
+        assert isinstance(loaded, LoadedClassifier)  # every registry entry is one
+        return shared_chat_model(cfg, loaded.scorer)
     return get_chat_model(llm_model)
 
 

@@ -15,7 +15,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, get_args
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import PydanticOutputParser
@@ -29,7 +29,7 @@ from tools.preprocess import CITATION_MARKER, Preprocessed
 log = logging.getLogger(__name__)
 
 Function = Literal["background", "method", "comparison", "supporting", "contrast"]
-FUNCTIONS: tuple[str, ...] = Function.__args__
+FUNCTIONS: tuple[str, ...] = get_args(Function)
 _ID_KINDS = {"doi": "doi", "pmid": "pmid", "pmcid": "pmcid", "url": "url"}
 _DOI_IN_TEXT = re.compile(r"10\.\d{4,9}/[^\s\"<>\]]+")
 
