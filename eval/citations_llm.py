@@ -103,7 +103,9 @@ def run_llm(chat, found, budget_cap: int, limit: int | None, cache: Path,
     if cache.exists():
         cached = {r["key"]: r for r in map(json.loads, cache.read_text().splitlines())}
     handler = Warnings()
-    logging.getLogger("tools.citations").addHandler(handler)
+    tool_log = logging.getLogger("tools.citations")
+    tool_log.setLevel(logging.WARNING)  # its fallback reasons, whatever the root level
+    tool_log.addHandler(handler)
     rows, calls = [], 0
     stop_at = None if max_minutes is None else time.monotonic() + 60 * max_minutes
     with cache.open("a") as out:
@@ -128,7 +130,7 @@ def run_llm(chat, found, budget_cap: int, limit: int | None, cache: Path,
             rows.append(row)
             print(f"{source}:{ident} {len(doc.citations)} citations {seconds:.1f}s "
                   f"{llm.analyser}", flush=True)
-    logging.getLogger("tools.citations").removeHandler(handler)
+    tool_log.removeHandler(handler)
     return rows, calls
 
 
@@ -336,7 +338,8 @@ def main() -> None:
         "sample": sample, "llm_calls_this_run": calls,
         "agreement": agreement(rows),
         "fallbacks": {"count": len(fell_back),
-                      "reasons": [f"{r['source']}:{r['id']}: {r['fallback_reason'][:160]}"
+                      "reasons": [f"{r['source']}:{r['id']}: "
+                                  f"{r['fallback_reason'][:300] or '(reason not recorded)'}"
                                   for r in fell_back]},
         "cost": cost([r for r in rows], adapter),
         "adapter": adapter,
