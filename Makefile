@@ -43,7 +43,7 @@ verifier-tune:  ## choose the verifier's threshold and ladder on the val split -
 verifier-report:  ## the whole graph on the test split: re-query rate and its effect on accuracy (~11 CPU-min)
 	$(PY) -m eval.verifier_effect
 
-reports: classification-clipping classification-report classification-audit diseases-rules diseases-eval diseases-audit preprocessing-bench verifier-tune decision-fit verifier-report decision-report serving-reports  ## every report
+reports: classification-clipping classification-report classification-audit diseases-rules diseases-eval diseases-audit preprocessing-bench citations-llm verifier-tune decision-fit verifier-report decision-report serving-reports  ## every report
 
 readme:  ## copy the report tables and a real output record into README.md
 	$(PY) -m eval.readme

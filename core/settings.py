@@ -68,6 +68,9 @@ class ModelConfig(_Strict):
     # closing sentence often names what the work is for ("... a target for cancer therapy")
     tail_share: float = Field(0.0, ge=0.0, lt=1.0)
     batch_size: int = 8
+    # fold the LoRA weights into the base at load (faster scoring) or keep them as a peft
+    # layer, which lets the chat tasks run the base with the adapter off (no second model)
+    merge_adapter: bool = True
     lora: LoraSettings = Field(default_factory=LoraSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
 
@@ -157,7 +160,8 @@ class DiseaseSettings(_Strict):
 
 class CitationSettings(_Strict):
     llm: bool
-    llm_model: str
+    llm_model: str  # loaded only when the classifier cannot lend its base model
+    max_new_tokens: int = Field(ge=16)  # the answer's budget per abstract, whatever its citations
 
 
 class SummarySettings(_Strict):

@@ -4,8 +4,9 @@
 sentence it supports). Here we count them, collect the cited identifiers (DOIs, PMIDs,
 PMCIDs, URLs, and the trial registrations kept as metadata) and label each citation's
 function. The rules always run; a chat model, when given and when the abstract has
-citations, may replace the functions and the summary through a pydantic-parsed answer.
-Any failure or invalid answer keeps the rule-based result: the node never breaks a run.
+citations, may replace the functions and the summary through a pydantic-parsed answer
+(greedy, within a token budget that grows with the citation count). Any failure or
+invalid answer keeps the rule-based result, and `analyser` says which one answered.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from typing import Literal
+from collections.abc import Callable
+from typing import Literal, get_args
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import PydanticOutputParser
@@ -21,13 +23,13 @@ from langchain_core.prompts import ChatPromptTemplate
 from pydantic import BaseModel, Field, ValidationError
 
 from core.schema import Citation, CitationAnalysis
-from tools.chat_model import model_label
+from tools.chat_model import DEFAULT_MAX_NEW_TOKENS, model_label
 from tools.preprocess import CITATION_MARKER, Preprocessed
 
 log = logging.getLogger(__name__)
 
 Function = Literal["background", "method", "comparison", "supporting", "contrast"]
-FUNCTIONS: tuple[str, ...] = Function.__args__
+FUNCTIONS: tuple[str, ...] = get_args(Function)
 _ID_KINDS = {"doi": "doi", "pmid": "pmid", "pmcid": "pmcid", "url": "url"}
 _DOI_IN_TEXT = re.compile(r"10\.\d{4,9}/[^\s\"<>\]]+")
 
@@ -49,42 +51,53 @@ _CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
-class CitationFunctionItem(BaseModel):
-    index: int = Field(description="the citation's number in the list, starting at 1")
-    function: Function = Field(description="why the abstract cites it")
-
-
 class LLMCitationAnswer(BaseModel):
-    """What the chat model must return (parsed and validated with pydantic)."""
+    """What the chat model must return (parsed and validated with pydantic).
 
-    citations: list[CitationFunctionItem]
+    A bare list of labels, the k-th for citation k: about 3 tokens a citation where an
+    {"index": k, "function": ...} object costs 12, and generated tokens are the CPU cost.
+    """
+
+    functions: list[Function] = Field(description="one label per citation, in list order")
     summary: str = Field(description="one sentence: what the abstract cites and for what")
 
 
 SYSTEM_PROMPT = (
-    "You analyse citations in biomedical abstracts. For each numbered citation, give its "
-    "function: background (prior knowledge or context), method (a method, tool, dataset, "
-    "guideline or resource that was used), comparison (results compared with it), supporting "
-    "(evidence that supports a claim or finding) or contrast (work that disagrees or differs). "
-    "Then write one sentence summarising what the abstract cites. Answer with JSON only."
+    "You analyse the citations of a biomedical abstract. Each numbered citation comes with "
+    "the sentence that cites it. Give each citation's function: background (prior knowledge "
+    "or context), method (a method, tool, dataset, guideline or resource that was used), "
+    "comparison (results compared with it), supporting (evidence that supports a claim or "
+    "finding) or contrast (work that disagrees or differs). Then write one sentence "
+    "summarising what the abstract cites and for what. Answer with JSON only."
 )
+# the citing sentences, not the whole abstract: the prompt's prefill is most of the CPU cost
+# of a short answer, and the sentence is what decides a citation's function
 HUMAN_PROMPT = (
-    "Abstract (citations appear as {marker}):\n{abstract}\n\nCitations:\n{citations}\n\n"
+    "Title: {title}\n\nCitations ({marker} marks where each is cited):\n{citations}\n\n"
     "{format_instructions}"
 )
 
 
 SUMMARY_PLACEHOLDER = "<one sentence on what is cited>"
 MIN_SUMMARY_CHARS = 20
+# the answer's token budget: the summary and JSON frame, then a few tokens per label
+ANSWER_BASE_TOKENS = 48
+ANSWER_TOKENS_PER_CITATION = 6
+
+
+def answer_budget(n_citations: int, cap: int) -> int:
+    """max_new_tokens for an answer on `n_citations`: enough for a valid one, never over `cap`."""
+    return min(cap, ANSWER_BASE_TOKENS + ANSWER_TOKENS_PER_CITATION * n_citations)
 
 
 def format_instructions(n: int) -> str:
     """A short example beats a JSON schema for a small local model; pydantic still validates."""
-    example = ", ".join(f'{{"index": {i}, "function": "background"}}' for i in range(1, n + 1))
+    example = ", ".join(['"background"'] * n)
     return (
-        f'Answer with one JSON object, one entry per citation 1 to {n}, for example:\n'
-        f'{{"citations": [{example}], "summary": "{SUMMARY_PLACEHOLDER}"}}\n'
-        f"function must be one of: {', '.join(FUNCTIONS)}."
+        f"Answer with one JSON object whose functions list has exactly {n} labels, the k-th "
+        f"for citation k, for example:\n"
+        f'{{"functions": [{example}], "summary": "{SUMMARY_PLACEHOLDER}"}}\n'
+        f"Each label is one of: {', '.join(FUNCTIONS)}."
     )
 
 
@@ -160,48 +173,59 @@ def _citation_lines(citations: list[Citation]) -> str:
     )
 
 
-def llm_answer(doc: Preprocessed, llm: BaseChatModel) -> LLMCitationAnswer:
+def llm_answer(doc: Preprocessed, llm: BaseChatModel,
+               max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> LLMCitationAnswer:
     """Ask the chat model; raises on unusable output (the caller falls back to rules)."""
     parser = PydanticOutputParser(pydantic_object=LLMCitationAnswer)
-    chain = build_prompt() | llm | parser
+    n = len(doc.citations)
+    bound = llm.bind(max_new_tokens=answer_budget(n, max_new_tokens))
+    chain = build_prompt() | bound | parser
     answer: LLMCitationAnswer = chain.invoke(
         {
             "marker": CITATION_MARKER,
-            "abstract": doc.abstract.text,  # the cleaned text: no IDs, no metadata
+            "title": doc.title.text,  # cleaned texts only: no IDs, no metadata
             "citations": _citation_lines(doc.citations),
-            "format_instructions": format_instructions(len(doc.citations)),
+            "format_instructions": format_instructions(n),
         }
     )
-    indices = sorted(item.index for item in answer.citations)
-    if indices != list(range(1, len(doc.citations) + 1)):
-        raise ValueError(f"answer covers citations {indices}, expected 1..{len(doc.citations)}")
+    if len(answer.functions) != n:
+        raise ValueError(f"answer has {len(answer.functions)} labels for {n} citations")
     summary = answer.summary.strip()
     if len(summary) < MIN_SUMMARY_CHARS or "<" in summary or summary.endswith("..."):
         raise ValueError(f"summary is empty or copies the example: {summary!r}")
     return answer
 
 
-def analyse_citations(doc: Preprocessed, llm: BaseChatModel | None = None) -> CitationAnalysis:
-    """Counts, identifiers, functions and a summary; the LLM only when there are citations."""
+def analyse_citations(
+    doc: Preprocessed,
+    llm: BaseChatModel | Callable[[], BaseChatModel] | None = None,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+) -> CitationAnalysis:
+    """Counts, identifiers, functions and a summary; the LLM only when there are citations.
+
+    `llm` may be a zero-argument factory, called only for an abstract with citations, so
+    a run loads its chat model when the first such abstract arrives, and never otherwise.
+    """
     result = rule_analysis(doc)
     if llm is None or not doc.citations:
         return result
     try:
-        answer = llm_answer(doc, llm)
+        chat = llm if isinstance(llm, BaseChatModel) else llm()
+        answer = llm_answer(doc, chat, max_new_tokens)
     except (ValueError, ValidationError) as exc:  # OutputParserException is a ValueError
         log.warning("citation LLM output unusable, using rules: %s", str(exc)[:200])
         return result
     except Exception as exc:  # a model error must not break a run
         log.warning("citation LLM failed, using rules: %s: %s", type(exc).__name__, exc)
         return result
-    by_index = {item.index: item.function for item in answer.citations}
     citations = [
-        c.model_copy(update={"function": by_index[i]}) for i, c in enumerate(doc.citations, 1)
+        c.model_copy(update={"function": f})
+        for c, f in zip(doc.citations, answer.functions, strict=True)
     ]
     return result.model_copy(
         update={
             "citations": citations,
             "summary": answer.summary.strip(),
-            "analyser": model_label(llm),
+            "analyser": model_label(chat),
         }
     )

@@ -1,5 +1,6 @@
 """Citation analyst: rules, the pydantic-parsed LLM route and every fallback, on fake chat
-models (langchain_core) and once on a tiny random-weight Qwen through ChatHuggingFace."""
+models (langchain_core) and on a tiny random-weight Qwen, including the classifier's own
+model with its LoRA adapter switched off."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from core.schema import CitationAnalysis
-from tools.citations import FUNCTIONS, analyse_citations, build_prompt, identifiers, rule_function
+from tools.citations import (
+    FUNCTIONS,
+    analyse_citations,
+    answer_budget,
+    build_prompt,
+    identifiers,
+    rule_function,
+)
 from tools.preprocess import preprocess
 
 ABSTRACT = (
@@ -21,12 +29,14 @@ ABSTRACT = (
 
 
 class RecordingChat(FakeListChatModel):
-    """A fake chat model that also keeps the prompts it was sent."""
+    """A fake chat model that also keeps the prompts and call options it was sent."""
 
     seen: list = []
+    options: list = []
 
     def _call(self, messages, stop=None, run_manager=None, **kwargs):
         self.seen.append(messages)
+        self.options.append(kwargs)
         return super()._call(messages, stop=stop, run_manager=run_manager, **kwargs)
 
 
@@ -36,8 +46,7 @@ class BrokenChat(FakeListChatModel):
 
 
 def _answer(functions: list[str], summary: str = "Cites prior work and a protocol.") -> str:
-    items = [{"index": i, "function": f} for i, f in enumerate(functions, 1)]
-    return json.dumps({"citations": items, "summary": summary})
+    return json.dumps({"functions": functions, "summary": summary})
 
 
 @pytest.fixture()
@@ -78,8 +87,8 @@ def test_identifiers_include_the_notice_doi():
 def test_llm_answer_is_used_when_valid(doc):
     functions = ["background", "contrast", "comparison", "method", "method", "supporting"]
     llm = RecordingChat(responses=[f"```json\n{_answer(functions)}\n```"])
-    llm.seen = []
-    result = analyse_citations(doc, llm=llm)
+    llm.seen, llm.options = [], []
+    result = analyse_citations(doc, llm=llm, max_new_tokens=200)
     assert [c.function for c in result.citations] == functions
     assert result.summary == "Cites prior work and a protocol."
     assert result.analyser.startswith("llm:")
@@ -87,19 +96,42 @@ def test_llm_answer_is_used_when_valid(doc):
     sent = "\n".join(m.content for m in llm.seen[0])
     assert "1. [1] (numeric)" in sent and "6. [2,3] (numeric)" in sent
     assert "NCT01234567" not in sent  # metadata is not part of the model text
+    assert "exactly 6 labels" in sent
+    # greedy answers are bounded per abstract: 48 + 6 per citation, at most the cap
+    assert llm.options[0]["max_new_tokens"] == answer_budget(6, 200) == 84
+    assert answer_budget(40, 200) == 200
+
+
+def test_a_factory_is_called_only_for_an_abstract_with_citations(doc):
+    calls = []
+
+    def factory():
+        calls.append(1)
+        return FakeListChatModel(responses=[_answer(["method"] * 6)])
+
+    plain = preprocess("t", "No references here.")
+    assert analyse_citations(plain, llm=factory).analyser == "rules" and calls == []
+    assert analyse_citations(doc, llm=factory).analyser.startswith("llm:") and calls == [1]
+
+
+def test_a_factory_that_cannot_load_falls_back_to_rules(doc):
+    def factory():
+        raise FileNotFoundError("no weights")
+
+    assert analyse_citations(doc, llm=factory) == analyse_citations(doc)
 
 
 @pytest.mark.parametrize(
     "response",
     [
         "I think these are background citations.",  # not JSON
-        '{"citations": [{"index": 1, "function": "background"}], "summary": "x"}',  # too few
+        '{"functions": ["background"], "summary": "Cites one prior study here."}',  # too few
+        _answer(["background"] * 7),  # too many
         _answer(["background"] * 5 + ["praise"]),  # a function outside the vocabulary
         _answer(["background"] * 6, summary="   "),  # empty summary
         _answer(["background"] * 6, summary="<one sentence on what is cited>"),  # the example
         _answer(["background"] * 6, summary="The abstract cites ..."),  # a stub
-        json.dumps({"citations": [{"index": i, "function": "method"} for i in [1, 1, 2, 3, 4, 5]],
-                    "summary": "x"}),  # duplicate index
+        '{"functions": ["background", "method", ',  # cut off by the token budget
     ],
 )
 def test_invalid_llm_output_falls_back_to_rules(doc, response):
@@ -123,7 +155,7 @@ def test_llm_is_not_called_without_citations():
 
 def test_prompt_names_every_function_and_asks_for_json():
     messages = build_prompt().format_messages(
-        marker="[ref]", abstract="A [ref].", citations="1. [1]", format_instructions="SCHEMA"
+        marker="[ref]", title="T", citations="1. [1]", format_instructions="SCHEMA"
     )
     text = "\n".join(m.content for m in messages)
     for function in FUNCTIONS:
@@ -142,7 +174,7 @@ def test_real_corpus_citations(data_dir):
 
 
 def test_tiny_random_qwen_output_falls_back_to_rules(tiny_qwen_dir, doc):
-    """The real ChatHuggingFace path: random weights produce garbage, so rules answer."""
+    """The real generation path: random weights produce garbage, so rules answer."""
     from tools.chat_model import build_chat_model
 
     llm = build_chat_model(tiny_qwen_dir, name="tiny-qwen", max_new_tokens=8)
@@ -161,7 +193,7 @@ def test_get_chat_model_loads_once_per_process(tiny_qwen_dir, monkeypatch):
         assert get_chat_model("qwen2.5-0.5b") is first
         assert calls == ["qwen2.5-0.5b"]
         assert model_label(first) == "llm:qwen2.5-0.5b"
-        assert first.llm.pipeline.model.generation_config.do_sample is False
+        assert first.adapter_off is False
     finally:
         get_chat_model.cache_clear()
 

@@ -8,6 +8,8 @@ the two label-word logits at the answer position.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import torch
 
@@ -129,19 +131,28 @@ def answer_logits(model, batch: dict[str, torch.Tensor], label_ids: list[int]) -
 
 
 class LabelWordClassifier:
-    """Batched P(Cancer) for a causal LM with an optional LoRA adapter."""
+    """Batched P(Cancer) for a causal LM with an optional LoRA adapter.
+
+    With `merge_adapter: false` in the model config the adapter stays a peft layer, so the
+    same loaded weights also serve as the plain base model (`disable_adapter()`) for the
+    chat tasks (tools.chat_model.shared_chat_model).
+    """
 
     def __init__(self, cfg: ModelConfig, use_adapter: bool = True, base: str | None = None):
         self.cfg = cfg
         base = base or resolve_base_path(cfg)
         model, self.tokenizer = load_causal_lm(base)
         self.adapter_version: str | None = None
+        # held for every forward pass, so a chat call that switches the adapter off
+        # (tools.chat_model.LocalChat) never overlaps a classification batch
+        self.lock = threading.Lock()
         adapter = cfg.adapter_path() if use_adapter else None
         if adapter is not None and (adapter / "adapter_config.json").exists():
             from peft import PeftModel
 
             model = PeftModel.from_pretrained(model, str(adapter))
-            model = model.merge_and_unload()  # plain weights: no LoRA overhead at inference
+            if cfg.merge_adapter:  # plain weights: no LoRA overhead, but no base model either
+                model = model.merge_and_unload()
             self.adapter_version = cfg.adapter_version()
         elif use_adapter and adapter is not None:
             raise FileNotFoundError(
@@ -157,7 +168,9 @@ class LabelWordClassifier:
         """P(Cancer) per text, in batches of similar length."""
 
         def score(chunk: list[str]) -> np.ndarray:
-            logits = answer_logits(self.model, self.encoder.encode(chunk, prompt), self.label_ids)
+            batch = self.encoder.encode(chunk, prompt)
+            with self.lock:
+                logits = answer_logits(self.model, batch, self.label_ids)
             return torch.softmax(logits, dim=-1)[:, 0].cpu().numpy()
 
         return score_by_length(texts, batch_size or self.cfg.batch_size, score)
