@@ -24,7 +24,15 @@ SECTIONS = [
     ("Cost and speed of each classifier", "classification/comparison.md#Cost", None),
     ("Where the classifiers' test errors come from", "classification/audit.md#Errors by category", None),
     ("The verifier on the test split", "verifier/README.md", None),
+    ("The fused Cancer decision on the test split", "decision/test.md",
+     "Targets (graph: fused decision)"),
+    ("Out-of-domain check: NCBI Disease dev + BC5CDR dev (a report, not a choice)",
+     "decision/ood.md", None),
     ("Disease extraction on NCBI Disease dev and BC5CDR dev", "diseases/README.md", None),
+    ("The disease merge rule, cross-validated on dev documents", "diseases/rules.md", None),
+    ("Where the disease route's dev errors come from", "diseases/audit.md", None),
+    ("Hostile input: CLI, API and stream workers", "trust/hostile.md#lead", None),
+    ("Citation analysis: the LLM against the rules", "citations/llm.md#Cost", None),
     ("Preprocessing speed", "preprocessing/bench.md", None),
     ("Serving", "serving/loadtest.md", None),
     ("Stream workers vs CLI batch throughput (keyword-rule model: serving overhead at its worst)", "serving/throughput-keyword-rule.md", None),
@@ -60,11 +68,15 @@ def results_block() -> str:
             parts.append(f"### {title}\n\nNot measured yet: `{rel}` is missing.")
             continue
         text = path.read_text()
+        block = [f"### {title}", "", f"From [`reports/{rel}`](reports/{rel}).", ""]
+        if heading == "lead":  # a report whose verdict is its bold summary line, not a table
+            block += [line for line in text.splitlines() if line.startswith("**")][:1]
+            parts.append("\n".join(block))
+            continue
         body = section(text, heading) if heading else text
         found = tables(body)
-        block = [f"### {title}", "", f"From [`reports/{rel}`](reports/{rel}).", ""]
-        if found:
-            block.append(found[0])
+        # a table when the section has one, else its first paragraph (prose figures)
+        block.append(found[0] if found else body.split("\n\n")[0])
         if extra and (more := section(text, extra)):
             block += ["", more]
         parts.append("\n".join(block))
