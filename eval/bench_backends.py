@@ -80,8 +80,8 @@ def speed(model: str, backends: list[str], batch_sizes: list[int], n: int) -> di
 
 def _with_intervals(y: np.ndarray, p: np.ndarray) -> dict:
     report = M.evaluate(y, p)
-    keep = ("accuracy", "recall", "auc")
-    return {k: {"value": report["metrics"][k], "ci95": report["ci95"][k]} for k in keep}
+    keep = {"accuracy": "accuracy", "recall": "recall_cancer", "auc": "roc_auc"}
+    return {k: {"value": report["metrics"][m], "ci95": report["ci95"][m]} for k, m in keep.items()}
 
 
 def agreement(model: str, backends: list[str], out: Path, split: str = "test") -> dict:
@@ -130,8 +130,9 @@ def write(report: dict, out: Path) -> Path:
     import matplotlib.pyplot as plt
 
     out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"backends_{report['model']}"
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    name = f"backends_{report['model']}"  # not Path.with_suffix: model names hold dots
+    json_path, md_path, png_path = (out / f"{name}.{ext}" for ext in ("json", "md", "png"))
+    json_path.write_text(json.dumps(report, indent=2) + "\n")
     s = report["speed"]
     sizes = sorted({r["batch_size"] for r in s["rows"]})
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -146,7 +147,7 @@ def write(report: dict, out: Path) -> Path:
            title=f"{report['model']}: inference backends, {s['n']} val abstracts")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(stem.with_suffix(".png"), dpi=120)
+    fig.savefig(png_path, dpi=120)
     plt.close(fig)
     speed_rows = "\n".join(
         f"| {r['backend']} | {r['batch_size']} | {r['seconds']} | {r['abstracts_per_s']} | "
@@ -170,7 +171,7 @@ def write(report: dict, out: Path) -> Path:
                f"(needs {MIN_AGREEMENT:.1%}) with an AUC drop of {a['auc_drop']:.4f} (at most "
                f"{MAX_AUC_DROP}).")
     c0, c1 = s["ceiling_before"], s["ceiling_after"]
-    stem.with_suffix(".md").write_text(
+    md_path.write_text(
         f"# Inference backends: {report['model']}\n\n"
         f"Command: `{report['command']}`; {report['when']}; {report['threads']} threads on "
         f"{report['cpu_count']} CPUs; load average {s['load_average_1m']} before the timings, "
@@ -191,11 +192,11 @@ def write(report: dict, out: Path) -> Path:
         "abstracts (calibrated, each backend with its own val-fitted map)\n\n"
         "| backend | decisions agree | max \\|dP\\| | mean \\|dP\\| | mean \\|dP\\| raw | accuracy | "
         "recall | AUC |\n|---|---|---|---|---|---|---|---|\n"
-        f"{agree_rows}\n\nIntervals: 95% bootstrap over the test abstracts (core.metrics). The "
+        f"{agree_rows}\n\nIntervals: 95% bootstrap over the abstracts (core.metrics). The "
         "torch row reads the cached torch predictions of eval.compare (same adapter version and "
         "inputs); the others are scored by their backend and cached beside it.\n"
     )
-    return stem.with_suffix(".md")
+    return md_path
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,9 +59,9 @@ classification-trial-all-layers:  ## where the LoRA goes, on test: top 14 layers
 
 classification-backends:  ## torch vs the ctranslate2 int8 engine, 1.5B and 0.5B: speed vs the bf16 ceiling, test agreement -> reports/classification/backends_*.* (~30 CPU-min; converts once into ~/.cache/oncograph/ct2)
 	$(PY) -m eval.calibrate --model qwen2.5-1.5b --backend ctranslate2
-	$(PY) -m eval.bench_backends --model qwen2.5-1.5b --backends torch ctranslate2 --n 16 --batch-sizes 1 8 16
+	$(PY) -m eval.bench_backends --model qwen2.5-1.5b --backends torch ctranslate2 --n 16 --batch-sizes 1 8 16 --split test
 	$(PY) -m eval.calibrate --model qwen2.5-0.5b --backend ctranslate2
-	$(PY) -m eval.bench_backends --model qwen2.5-0.5b --backends torch ctranslate2 --n 16 --batch-sizes 1 8 16
+	$(PY) -m eval.bench_backends --model qwen2.5-0.5b --backends torch ctranslate2 --n 16 --batch-sizes 1 8 16 --split test
 
 classification-graph-ceiling:  ## the whole graph (default config) per classifier backend over the bf16 ceiling -> reports/classification/graph_ceiling.*
 	$(PY) -m eval.bench_graph --n 16 --backends ctranslate2 torch

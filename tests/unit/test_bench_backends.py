@@ -42,7 +42,7 @@ def test_torch_stays_when_it_is_the_fastest():
 def test_report_files(tmp_path):
     ceiling = {"abstracts_per_s": 0.6, "gemm_gflops_bf16": 400.0, "gflop_per_abstract": 600.0,
                "mean_tokens": 240.0}
-    report = {"model": "m", "backends": ["torch", "ctranslate2"], "command": "c", "when": "now",
+    report = {"model": "m.5b", "backends": ["torch", "ctranslate2"], "command": "c", "when": "now",
               "threads": 2, "cpu_count": 2,
               "speed": {"n": 8, "rows": _rows(0.5, 0.7), "load_s": {"torch": 1, "ctranslate2": 2},
                         "load_average_1m": 1.0, "load_average_1m_after": 1.0,
@@ -51,5 +51,6 @@ def test_report_files(tmp_path):
               "agreement": _table(1.0, 0.99),
               "adoption": adopt("qwen2.5-1.5b", _rows(0.5, 0.7), _table(1.0, 0.99))}
     md = write(report, tmp_path).read_text()
+    assert (tmp_path / "backends_m.5b.json").exists()
     assert "**ctranslate2** is the default" in md and "Adoption rule" in md
-    assert (tmp_path / "backends_m.png").stat().st_size > 0
+    assert (tmp_path / "backends_m.5b.png").stat().st_size > 0
