@@ -53,6 +53,9 @@ class TrainSettings(_Strict):
 
 
 ModelKind = Literal["causal-lm-label-words", "encoder-lora", "tfidf-logreg", "keyword-rule"]
+# the inference engine of a causal-LM classifier: torch (bf16; training and CUDA) or a
+# CTranslate2 int8 conversion of the merged model (tools/classifier/ct2_engine.py, CPU)
+Backend = Literal["torch", "ctranslate2"]
 
 
 class ModelConfig(_Strict):
@@ -71,6 +74,8 @@ class ModelConfig(_Strict):
     # fold the LoRA weights into the base at load (faster scoring) or keep them as a peft
     # layer, which lets the chat tasks run the base with the adapter off (no second model)
     merge_adapter: bool = True
+    backend: Backend = "torch"  # inference only: training always runs torch
+    ct2_compute_type: Literal["int8", "int8_float32", "float32"] = "int8"
     lora: LoraSettings = Field(default_factory=LoraSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
 

@@ -45,8 +45,10 @@ def variant_label(model: str, variant: str) -> str:
     return SINGLE_LABEL.get(load_model_config(model).kind, variant)
 
 
-def _cache_path(out: Path, model: str, variant: str, split: str) -> Path:
-    return out / "predictions" / f"{load_model_config(model).name}__{variant}__{split}.csv"
+def _cache_path(out: Path, model: str, variant: str, split: str, backend: str | None = None) -> Path:
+    """predictions/<model>__<variant>__<split>[__<backend>].csv (no suffix: torch)."""
+    engine = "" if backend in (None, "torch") else f"__{backend}"
+    return out / "predictions" / f"{load_model_config(model).name}__{variant}__{split}{engine}.csv"
 
 
 def adapter_version(model: str, variant: str) -> str | None:
@@ -84,18 +86,21 @@ def read_cached(path: Path, ids: list[str], version: str | None = None,
 
 
 def predict(model: str, variant: str, split: str, out: Path, refresh: bool,
-            cached_only: bool = False, examples: list | None = None) -> dict:
+            cached_only: bool = False, examples: list | None = None,
+            backend: str | None = None) -> dict:
     """P(Cancer) for the split, from the cache or by running the model (then cached).
 
     `examples` (finetune.data.Example-like: abstract_id, text, label) scores another named
-    set, e.g. the out-of-domain check; `split` then only names its cache file."""
+    set, e.g. the out-of-domain check; `split` then only names its cache file. `backend`
+    overrides a causal LM's configured inference engine."""
     from finetune.data import load_split
-    from tools.classifier.registry import get_classifier
+    from tools.classifier.registry import get_classifier, resolve_backend
 
     examples = load_split(split) if examples is None else examples
     ids = [e.abstract_id for e in examples]
     y = np.array([e.label for e in examples])
-    path = _cache_path(out, model, variant, split)
+    backend = resolve_backend(load_model_config(model), backend)
+    path = _cache_path(out, model, variant, split, backend)
     meta_path = path.with_suffix(".json")
     inputs = model_inputs(model, [e.text for e in examples])
     p = None if refresh else read_cached(path, ids, adapter_version(model, variant), inputs)
@@ -104,7 +109,7 @@ def predict(model: str, variant: str, split: str, out: Path, refresh: bool,
             f"no cached predictions of the current adapter at {path.relative_to(out)}")
     if p is None:
         t0 = time.time()
-        clf = get_classifier(model, variant)
+        clf = get_classifier(model, variant, backend)
         t1 = time.time()
         p = np.round(clf.predict_proba([e.text for e in examples], calibrated=False), 6)
         seconds = time.time() - t1
@@ -128,7 +133,7 @@ def predict(model: str, variant: str, split: str, out: Path, refresh: bool,
         meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     got = {"y": y, "p": p, "run": meta, "calibration": None}
-    calibration = Calibration.load(load_model_config(model).adapter_path())
+    calibration = Calibration.load(load_model_config(model).adapter_path(), backend or "torch")
     if variant == "finetuned" and calibration is not None:
         got.update(p_raw=p, p=calibration.apply(p), calibration=asdict(calibration))
     return got

@@ -4,7 +4,7 @@
 	classification-report-cached classification-calibrate classification-audit \
 	classification-clipping classification-trial-two-pass classification-trial-two-pass-train \
 	classification-trial-top14-train classification-trial-all-layers-train \
-	classification-trial-all-layers
+	classification-trial-all-layers classification-backends classification-graph-ceiling
 
 classification-fit:  ## fit the TF-IDF + logistic regression reference (seconds)
 	$(PY) -m finetune.train --model tfidf-logreg
@@ -56,3 +56,12 @@ classification-trial-all-layers-train:  ## LoRA r16 on all 28 layers (a trial; r
 classification-trial-all-layers:  ## where the LoRA goes, on test: top 14 layers at r16, all 28 at r8 (the default), all 28 at r16 -> reports/classification/trials/all-layers/
 	$(PY) -m eval.compare --models keyword-rule qwen2.5-1.5b-top14 qwen2.5-1.5b qwen2.5-1.5b-all-layers \
 		--out reports/classification/trials/all-layers
+
+classification-backends:  ## torch vs the ctranslate2 int8 engine, 1.5B and 0.5B: speed vs the bf16 ceiling, test agreement -> reports/classification/backends_*.* (~30 CPU-min; converts once into ~/.cache/oncograph/ct2)
+	$(PY) -m eval.calibrate --model qwen2.5-1.5b --backend ctranslate2
+	$(PY) -m eval.bench_backends --model qwen2.5-1.5b --backends torch ctranslate2 --n 16 --batch-sizes 1 8 16 --split test
+	$(PY) -m eval.calibrate --model qwen2.5-0.5b --backend ctranslate2
+	$(PY) -m eval.bench_backends --model qwen2.5-0.5b --backends torch ctranslate2 --n 16 --batch-sizes 1 8 16 --split test
+
+classification-graph-ceiling:  ## the whole graph (default config) per classifier backend over the bf16 ceiling -> reports/classification/graph_ceiling.*
+	$(PY) -m eval.bench_graph --n 16 --backends ctranslate2 torch

@@ -4,6 +4,10 @@ A LoRA-tuned label-word model ranks well (val AUC ~0.99) but its 0.5 cut-off on 
 softmax is not where the classes part; a two-parameter logistic map of the log-odds, fitted
 on the 100 val abstracts that early stopping already scores, moves the cut-off and makes the
 confidence the verifier reads honest. The test split never touches it.
+
+An inference backend whose raw scores differ from torch's (the int8 engine) gets its own map,
+`calibration-<backend>.json`, fitted on its own val scores (`finetune.calibrate --backend`);
+without one it reads the torch fit.
 """
 
 from __future__ import annotations
@@ -37,15 +41,24 @@ class Calibration:
     def describe(self) -> str:
         return f"platt(slope={self.slope:.3f}, intercept={self.intercept:.3f}, {self.fitted_on} n={self.n})"
 
-    def save(self, folder: Path) -> None:
-        (folder / CALIBRATION_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")
+    def save(self, folder: Path, backend: str = "torch") -> Path:
+        path = folder / calibration_file(backend)
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        return path
 
     @classmethod
-    def load(cls, folder: Path | None) -> Calibration | None:
-        path = folder / CALIBRATION_FILE if folder is not None else None
-        if path is None or not path.exists():
+    def load(cls, folder: Path | None, backend: str = "torch") -> Calibration | None:
+        """The backend's own fit when it has one, else the torch fit, else None."""
+        if folder is None:
             return None
-        return cls(**json.loads(path.read_text()))
+        for name in dict.fromkeys([calibration_file(backend), CALIBRATION_FILE]):
+            if (folder / name).exists():
+                return cls(**json.loads((folder / name).read_text()))
+        return None
+
+
+def calibration_file(backend: str = "torch") -> str:
+    return CALIBRATION_FILE if backend == "torch" else f"calibration-{backend}.json"
 
 
 def fit_platt(labels: np.ndarray, p_cancer: np.ndarray, fitted_on: str = "val") -> Calibration:

@@ -6,6 +6,10 @@ adapter folder holds a `calibration.json`) and "baseline" (the same base model z
 never calibrated: zero-shot means no labelled data). The classical references have one
 model each: tfidf-logreg's baseline is the same fitted model, keyword-rule has nothing to
 train, so both variants are the rule.
+
+A causal LM scores with its config's `backend` (torch, or the CTranslate2 int8 conversion on
+CPU); `get_classifier(..., backend=...)` overrides it, e.g. to compare the two in one run.
+The API, the CLI and the stream workers all come through here, so they share the backend.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from core.schema import ModelInfo
-from core.settings import ModelConfig, load_model_config
+from core.settings import Backend, ModelConfig, load_model_config
 from tools.classifier.calibration import Calibration
 
 Variant = Literal["finetuned", "baseline"]
@@ -56,7 +60,16 @@ class LoadedClassifier:
         return p
 
 
-def _build(cfg: ModelConfig, variant: Variant) -> tuple[Any, str | None]:
+def resolve_backend(cfg: ModelConfig, backend: Backend | None = None) -> Backend | None:
+    """The engine a causal LM scores with: torch on CUDA (the int8 engine here is CPU-only)."""
+    if cfg.kind != "causal-lm-label-words":
+        return None
+    import torch
+
+    return "torch" if torch.cuda.is_available() else (backend or cfg.backend)
+
+
+def _build(cfg: ModelConfig, variant: Variant, backend: Backend | None) -> tuple[Any, str | None]:
     """(scorer, adapter_version) for one model config and variant."""
     if cfg.kind == "keyword-rule":
         from tools.classifier.classical import KeywordRule
@@ -73,6 +86,11 @@ def _build(cfg: ModelConfig, variant: Variant) -> tuple[Any, str | None]:
     from tools.classifier.label_words import resolve_base_path
 
     base = resolve_base_path(cfg)
+    if cfg.kind == "causal-lm-label-words" and backend == "ctranslate2":
+        from tools.classifier.ct2_engine import Ct2LabelWordClassifier
+
+        scorer = Ct2LabelWordClassifier(cfg, use_adapter=variant == "finetuned", base=base)
+        return scorer, scorer.adapter_version
     if cfg.kind == "causal-lm-label-words":
         from tools.classifier.label_words import LabelWordClassifier
 
@@ -88,18 +106,21 @@ def _build(cfg: ModelConfig, variant: Variant) -> tuple[Any, str | None]:
 
 
 @lru_cache(maxsize=8)
-def get_classifier(model: str, variant: Variant = "finetuned") -> Classifier:
-    """The classifier named `model` (configs/models/<model>.yaml or a YAML path), loaded once."""
+def get_classifier(model: str, variant: Variant = "finetuned",
+                   backend: Backend | None = None) -> Classifier:
+    """The classifier named `model` (configs/models/<model>.yaml or a YAML path), loaded once;
+    `backend` overrides the config's inference engine of a causal LM."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; use one of {', '.join(VARIANTS)}")
     cfg = load_model_config(model)
-    scorer, version = _build(cfg, variant)
+    backend = resolve_backend(cfg, backend)
+    scorer, version = _build(cfg, variant, backend)
     if variant == "baseline" and cfg.kind not in SINGLE_VARIANT_KINDS:
         version = None
     calibration = None
     if variant == "finetuned" and cfg.kind not in SINGLE_VARIANT_KINDS:
-        calibration = Calibration.load(cfg.adapter_path())
+        calibration = Calibration.load(cfg.adapter_path(), backend or "torch")
     info = ModelInfo(name=cfg.name if variant == "finetuned" else f"{cfg.name}:baseline",
                      kind=cfg.kind, adapter_version=version,
-                     calibration=calibration.describe() if calibration else None)
+                     calibration=calibration.describe() if calibration else None, backend=backend)
     return LoadedClassifier(info, scorer, cfg, calibration)
