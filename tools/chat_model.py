@@ -109,8 +109,10 @@ def get_chat_model(model_name: str) -> BaseChatModel:
 
 def lends_base(cfg: ModelConfig) -> bool:
     """Whether this classifier's loaded model can also serve as the plain base chat model:
-    a label-word causal LM on torch whose adapter, if any, stays unmerged."""
-    return cfg.kind == "causal-lm-label-words" and (cfg.adapter is None or not cfg.merge_adapter)
+    a label-word causal LM on torch (an int8 engine holds no torch model) whose adapter,
+    if any, stays unmerged."""
+    return (cfg.kind == "causal-lm-label-words" and cfg.backend == "torch"
+            and (cfg.adapter is None or not cfg.merge_adapter))
 
 
 def shared_chat_model(cfg: ModelConfig, scorer: Any) -> LocalChat:

@@ -86,6 +86,7 @@ def test_a_merged_adapter_does_not_lend_its_base(tiny_lora_cfg, monkeypatch):
     merged = tiny_lora_cfg.model_copy(update={"merge_adapter": True})
     assert not lends_base(merged) and lends_base(tiny_lora_cfg)
     assert not lends_base(ModelConfig(name="kw", kind="keyword-rule"))
+    assert not lends_base(tiny_lora_cfg.model_copy(update={"backend": "ctranslate2"}))  # no torch model
     with pytest.raises(ValueError, match="does not lend"):
         shared_chat_model(merged, object())
     fake = FakeListChatModel(responses=["x"])
