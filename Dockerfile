@@ -1,5 +1,5 @@
 # OncoGraph API, CPU image. Every build step is scripts/setup.sh, which CI runs natively.
-#   docker build -t oncograph .                      (weights: qwen2.5-1.5b + minilm, ~4 GB)
+#   docker build -t oncograph .                      (weights: qwen2.5-1.5b, 0.5b + minilm)
 #   docker build --build-arg ONCOGRAPH_WEIGHTS="qwen2.5-0.5b minilm" -t oncograph:small .
 #   docker run -p 8000:8000 oncograph                 (then GET /ready, POST /v1/classify)
 FROM python:3.11-slim
@@ -20,7 +20,7 @@ USER app
 
 # Layer 1, cached until the dependencies or the weight pins change: venv, deps, weights,
 # disease vocabulary. The editable install picks up the code copied in layer 2.
-ARG ONCOGRAPH_WEIGHTS="qwen2.5-1.5b minilm"
+ARG ONCOGRAPH_WEIGHTS="qwen2.5-1.5b qwen2.5-0.5b minilm"
 COPY --chown=app:app pyproject.toml README.md ./
 COPY --chown=app:app scripts/setup.sh scripts/setup.sh
 COPY --chown=app:app tools/__init__.py tools/weights.py tools/

@@ -9,7 +9,8 @@
 #   5. redis-server for the stream workers and their tests (apt as root, else one instruction)
 #
 # Environment (all optional):
-#   ONCOGRAPH_WEIGHTS      models to prepare (default "qwen2.5-1.5b minilm"; "none" skips)
+#   ONCOGRAPH_WEIGHTS      models to prepare (default "qwen2.5-1.5b qwen2.5-0.5b minilm": the
+#                          classifier, the citation LLM, the NER base; "none" skips)
 #   ONCOGRAPH_EXTRAS       pip extras (default "dev"; "" installs the runtime only)
 #   ONCOGRAPH_VENV         venv folder (default .venv)
 #   PYTHON                 interpreter that creates the venv (default python3.11)
@@ -24,7 +25,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3.11}
 VENV=${ONCOGRAPH_VENV:-.venv}
-WEIGHTS=${ONCOGRAPH_WEIGHTS-qwen2.5-1.5b minilm}
+WEIGHTS=${ONCOGRAPH_WEIGHTS-qwen2.5-1.5b qwen2.5-0.5b minilm}
 EXTRAS=${ONCOGRAPH_EXTRAS-dev}
 WHEELS_DIR=${ONCOGRAPH_WHEELS_DIR:-/opt/wheels}
 PYPI_DIR=${ONCOGRAPH_PYPI_DIR:-/opt/pypi/simple}

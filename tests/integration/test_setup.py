@@ -38,7 +38,7 @@ def test_setup_uses_local_indexes_only_when_present(tmp_path):
     install = next(line for line in lines if " pip install --python " in line)
     assert "--find-links" not in install and "--index-strategy" not in install
     assert install.endswith("-e .[dev]")
-    weights = "-m tools.weights prepare qwen2.5-1.5b minilm"
+    weights = "-m tools.weights prepare qwen2.5-1.5b qwen2.5-0.5b minilm"
     assert lines[-2] == f"+ {tmp_path / 'venv'}/bin/python {weights}"
 
     wheels.mkdir()
