@@ -73,7 +73,8 @@ def build_rows(items: Iterable[Mapping[str, Any]]) -> list[InputRow]:
             row.abstract_id = unique_generated_id(row.title, row.abstract, taken)
         if row.abstract_id in seen and not row.error:
             row.error = (
-                f"duplicate abstract_id {row.abstract_id!r} (first seen in row {seen[row.abstract_id]})"
+                f"duplicate abstract_id {row.abstract_id!r}"
+                f" (first seen in row {seen[row.abstract_id]})"
             )
         elif not row.error and not row.title.strip() and not row.abstract.strip():
             row.error = "empty row: no title and no abstract"
@@ -238,7 +239,8 @@ def read_input(path: str | Path) -> list[InputRow]:
     elif path.suffix.lower() == ".txt":
         items = [parse_abstract_file(_read_text(path), path.stem)]
     else:
-        raise InputError(f"{path}: unsupported input type {path.suffix!r}; use .csv, .jsonl or a folder")
+        raise InputError(
+            f"{path}: unsupported input type {path.suffix!r}; use .csv, .jsonl or a folder")
     return build_rows(items)
 
 

@@ -90,7 +90,8 @@ class Decision(BaseModel):
     target_recall: float  # the Cancer recall the threshold was chosen for, on held-out folds
     intercept: float
     contributions: list[Contribution] = Field(default_factory=list)
-    explanation: str  # one line: "Cancer: qwen2.5-1.5b 0.97; 2 cancer concepts, one in the title (...)"
+    # one line: "Cancer: qwen2.5-1.5b 0.97; 2 cancer concepts, one in the title (...)"
+    explanation: str
     model: str  # which fitted decision file, or why none was used
 
 

@@ -233,7 +233,8 @@ def _validate(cls: type[Model], data: dict[str, Any], source: str) -> Model:
 
 
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
-    """Defaults, then a user file (argument or ONCOGRAPH_CONFIG), then ONCOGRAPH_MODEL, then overrides."""
+    """Defaults, then a user file (argument or ONCOGRAPH_CONFIG), then ONCOGRAPH_MODEL,
+    then overrides."""
     data = _read_yaml(CONFIG_DIR / "default.yaml")
     path = path or os.environ.get("ONCOGRAPH_CONFIG") or None
     if path is not None:
