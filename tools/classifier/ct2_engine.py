@@ -36,14 +36,6 @@ FORMAT = "two-label-rows-v1"  # bump when what the conversion writes changes
 _META = "oncograph.json"
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def base_fingerprint(cfg: ModelConfig, base: str) -> str:
     """The pinned sha256 of an offline source, else the folder's config and weight sizes."""
     from tools.weights import SOURCES, GgufSplit
@@ -61,13 +53,15 @@ def conversion_key(cfg: ModelConfig, base: str, use_adapter: bool, label_ids: li
     """Everything the converted weights depend on; its hash names the cache folder."""
     import ctranslate2
 
+    from tools.weights import sha256_file
+
     adapter = cfg.adapter_path() if use_adapter else None
     weights = adapter / "adapter_model.safetensors" if adapter is not None else None
     return {
         "format": FORMAT,
         "base": base_fingerprint(cfg, base),
         "adapter_version": cfg.adapter_version() if adapter is not None else None,
-        "adapter_sha256": _file_digest(weights) if weights is not None and weights.exists() else None,
+        "adapter_sha256": sha256_file(weights) if weights is not None and weights.exists() else None,
         "label_ids": label_ids,
         "quantization": cfg.ct2_compute_type,
         "ctranslate2": ctranslate2.__version__,
