@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from core.settings import PROJECT_ROOT
+from tools.compute import native_bf16
 from tools.diseases.model import ADAPTER_DIR
 from tools.diseases.ner import LABELS
 
@@ -35,7 +36,7 @@ def _step_seconds(model, batch: int, tokens: int, steps: int, vocab_size: int) -
     times = []
     for _ in range(steps + 1):  # the first step warms allocators up and is not counted
         t0 = time.perf_counter()
-        with torch.autocast("cpu", torch.bfloat16, enabled=torch.backends.mkldnn.is_available()):
+        with torch.autocast("cpu", torch.bfloat16, enabled=native_bf16()):
             loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         loss.backward()
         opt.step()

@@ -25,6 +25,7 @@ import torch
 
 from core.settings import PROJECT_ROOT, load_settings
 from finetune.ner_augment import replace_mentions
+from tools.compute import native_bf16
 from tools.diseases.corpus import GoldDoc, read_pubtator
 from tools.diseases.lexicon import load_vocabulary
 from tools.diseases.ner import (
@@ -177,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
     model = build_model(base, lora)
     if args.init:
         _warm_start(model, args.init)
-    bf16 = not args.no_bf16 and torch.backends.mkldnn.is_available()
+    bf16 = not args.no_bf16 and native_bf16()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr,
                             weight_decay=0.01)
     steps_per_epoch = len(length_batches(train, args.batch_size, args.seed))

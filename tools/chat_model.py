@@ -75,15 +75,17 @@ class LocalChat(SimpleChatModel):
 
 
 def load_plain(path: str | Path):
-    """(model, tokenizer) of the Hugging Face folder at `path`, bf16 on CUDA, fp32 on CPU."""
+    """(model, tokenizer) of the Hugging Face folder at `path`, in the fast float type here."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tools.compute import compute_dtype
 
     path = Path(path)
     if not (path / "config.json").exists():
         raise FileNotFoundError(f"{path} is not a model folder (no config.json)")
     tokenizer = AutoTokenizer.from_pretrained(path)
-    dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    dtype = compute_dtype()
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).eval()
     if torch.cuda.is_available():
         model.to("cuda")

@@ -76,8 +76,9 @@ def cache_folder(cfg: ModelConfig, key: dict) -> Path:
 
 
 def _merged_model(cfg: ModelConfig, base: str, use_adapter: bool):
-    """The torch model the torch backend scores with: bf16 base, the LoRA merged in."""
-    model, tokenizer = load_causal_lm(base)
+    """The bf16 base with the LoRA merged in, whatever this machine computes in, so that a
+    conversion is the same on every machine."""
+    model, tokenizer = load_causal_lm(base, dtype=torch.bfloat16)  # the same merge everywhere
     adapter = cfg.adapter_path() if use_adapter else None
     if adapter is not None and (adapter / "adapter_config.json").exists():
         from peft import PeftModel

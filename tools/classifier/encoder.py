@@ -4,7 +4,8 @@ Fine-tuned: the encoder with its LoRA adapter and trained head (column 0 = Cance
 for inference. Zero-shot baseline: cosine similarity of the mean-pooled abstract embedding
 to mean-pooled label descriptions, turned into P(Cancer) by a softmax at a fixed temperature
 chosen a priori (sentence-transformers' usual scale 20, T = 0.05), never tuned on data.
-Both run under bf16 autocast on the CPU (as in training): about twice the fp32 speed here.
+Both run under bf16 autocast where the CPU has native bf16 (as in training), else fp32
+(tools.compute).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 
 from core.settings import ModelConfig
 from tools.classifier.batching import score_by_length
+from tools.compute import autocast
 
 LABEL_DESCRIPTIONS = {
     "Cancer": [
@@ -55,7 +57,7 @@ class EncoderClassifier:
         def score(chunk: list[str]) -> np.ndarray:
             batch = self.tokenizer(chunk, return_tensors="pt", padding=True,
                                    truncation=True, max_length=self.cfg.max_length)
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+            with autocast():
                 logits = self.model(**batch).logits.float()
             return torch.softmax(logits, dim=-1)[:, 0].numpy()
 
@@ -80,7 +82,7 @@ class SimilarityClassifier:
     def embed(self, texts: list[str]) -> torch.Tensor:
         batch = self.tokenizer(texts, return_tensors="pt", padding=True, truncation=True,
                                max_length=self.cfg.max_length)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with autocast():
             hidden = self.model(**batch).last_hidden_state.float()
         mask = batch["attention_mask"].unsqueeze(-1).float()
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)

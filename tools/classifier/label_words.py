@@ -16,6 +16,7 @@ import torch
 from core.settings import ModelConfig
 from tools.classifier.batching import score_by_length
 from tools.classifier.prompts import LABEL_WORDS, render_messages
+from tools.compute import compute_dtype
 
 
 def resolve_base_path(cfg: ModelConfig) -> str:
@@ -40,8 +41,10 @@ def label_token_ids(tokenizer) -> list[int]:
     return ids
 
 
-def load_causal_lm(base: str, dtype: torch.dtype = torch.bfloat16, four_bit: bool = False):
-    """bf16 on CPU (AMX/AVX-512 bf16 kernels); on CUDA, optionally 4-bit NF4 for QLoRA."""
+def load_causal_lm(base: str, dtype: torch.dtype | None = None, four_bit: bool = False):
+    """In `dtype`, by default the fast float type here (tools.compute: bf16 where native,
+    else fp32); on CUDA, optionally 4-bit NF4 for QLoRA."""
+    dtype = dtype or compute_dtype()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(base)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-import torch
-
 from core.settings import PROJECT_ROOT
+from tools.compute import native_bf16
 from tools.diseases.ner import TokenScores, decode, predict_tokens
 from tools.diseases.normalise import normalise
 from tools.diseases.spans import Span
@@ -43,7 +42,7 @@ def model_scores(texts: list[str], adapter_dir: str = str(ADAPTER_DIR),
                  batch_size: int = 16) -> list[TokenScores]:
     """Per text: the encoder's token labels and P(disease) (the model route's only costly step)."""
     model, tokenizer = load_ner(adapter_dir)
-    bf16 = torch.backends.mkldnn.is_available()
+    bf16 = native_bf16()
     return predict_tokens(model, tokenizer, texts, batch_size, autocast=bf16)
 
 
