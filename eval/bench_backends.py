@@ -27,6 +27,7 @@ from core import metrics as M
 from core.settings import ConfigError, load_model_config
 from eval.bench_classifier import compute_ceiling
 from eval.compare import REPORT_DIR, predict
+from tools.compute import compute_dtype
 
 MIN_AGREEMENT = 0.995
 MAX_AUC_DROP = 0.002
@@ -70,12 +71,15 @@ def speed(model: str, backends: list[str], batch_sizes: list[int], n: int) -> di
                   file=sys.stderr)
     after = compute_ceiling(anyone, texts, max(batch_sizes))
     ceiling = (before["abstracts_per_s"] + after["abstracts_per_s"]) / 2
+    best = (before["abstracts_per_s_best_float"] + after["abstracts_per_s_best_float"]) / 2
     for row in rows:
         row["share_of_bf16_ceiling"] = round(row["abstracts_per_s"] / ceiling, 3)
+        row["share_of_best_float_ceiling"] = round(row["abstracts_per_s"] / best, 3)
     return {"n": len(texts), "load_s": load_s, "load_average_1m": load_before,
             "load_average_1m_after": round(os.getloadavg()[0], 2),
             "ceiling_before": before, "ceiling_after": after,
-            "ceiling_abstracts_per_s": round(ceiling, 3), "rows": rows}
+            "ceiling_abstracts_per_s": round(ceiling, 3),
+            "best_float_ceiling_abstracts_per_s": round(best, 4), "rows": rows}
 
 
 def _with_intervals(y: np.ndarray, p: np.ndarray) -> dict:
@@ -151,7 +155,8 @@ def write(report: dict, out: Path) -> Path:
     plt.close(fig)
     speed_rows = "\n".join(
         f"| {r['backend']} | {r['batch_size']} | {r['seconds']} | {r['abstracts_per_s']} | "
-        f"{r['share_of_bf16_ceiling']:.2f} |" for r in s["rows"])
+        f"{r['share_of_bf16_ceiling']:.2f} | {r.get('share_of_best_float_ceiling', 0):.2f} |"
+        for r in s["rows"])
     agree_rows = "\n".join(
         f"| {b} | {t['decision_agreement']:.1%} | {t['max_abs_dp']:.4f} | {t['mean_abs_dp']:.4f} | "
         f"{t['mean_abs_dp_raw']:.4f} | {_ci(t['accuracy'])} | {_ci(t['recall'])} | {_ci(t['auc'])} |"
@@ -183,9 +188,14 @@ def write(report: dict, out: Path) -> Path:
         f"timings, {c1['abstracts_per_s']} after ({c0['gemm_gflops_bf16']} / "
         f"{c1['gemm_gflops_bf16']} GFLOP/s bf16 GEMM, {c0['gflop_per_abstract']} GFLOP per "
         f"abstract of {c0['mean_tokens']} tokens); shares use their mean, "
-        f"{s['ceiling_abstracts_per_s']}. Load time: "
+        f"{s['ceiling_abstracts_per_s']}. fp32 GEMM in the same run: "
+        f"{c0.get('gemm_gflops_fp32')} / {c1.get('gemm_gflops_fp32')} GFLOP/s; the best float "
+        f"ceiling (the better of bf16 and fp32: fp32 where bf16 is emulated, tools.compute) "
+        f"is {s.get('best_float_ceiling_abstracts_per_s')} abstracts/s. The torch backend "
+        f"computes in {report.get('torch_dtype', 'bfloat16')}. Load time: "
         + ", ".join(f"{b} {t} s" for b, t in s["load_s"].items()) + ".\n\n"
-        "| backend | batch | seconds | abstracts/s | share of bf16 ceiling |\n|---|---|---|---|---|\n"
+        "| backend | batch | seconds | abstracts/s | share of bf16 ceiling | share of best float "
+        "ceiling |\n|---|---|---|---|---|---|\n"
         f"{speed_rows}\n\n![backends](backends_{report['model']}.png)\n\n"
         f"## Agreement with torch on the {next(iter(report['agreement'].values()))['n']} "
         f"{a['split']} "
@@ -221,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         report = {"model": model, "backends": args.backends,
                   "command": "python -m eval.bench_backends " + " ".join(argv or sys.argv[1:]),
                   "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+                  "torch_dtype": str(compute_dtype()).removeprefix("torch."),
                   "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                   "adoption_rule": ADOPTION}
         saved = args.out / f"backends_{model}.json"
