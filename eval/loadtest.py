@@ -7,7 +7,10 @@ server it started is stopped at the end. Only the loopback address is ever conta
 Clients honour 429/503 Retry-After (bounded retries). "lost" = the server failed to answer
 (timeout, connection error, any status but 200/429/503); a client still being refused with
 Retry-After when the phase's time ran out is counted apart ("gave up at deadline").
-Writes reports/serving/<name>.{json,md,png}.
+After the server stops, the same abstracts of the 1-client phase go through one classifier
+call each (the configured model and backend, batch 1, the graph's model text) in this
+process: the issue's target compares the API's p95 at 1 client with that call's p95
+(at most 1.5x). Writes reports/serving/<name>.{json,md,png}.
 """
 
 from __future__ import annotations
@@ -30,10 +33,11 @@ import httpx
 import numpy as np
 
 from core.io import InputRow, read_folder
-from core.settings import PROJECT_ROOT, load_settings
+from core.settings import PROJECT_ROOT, load_model_config, load_settings
 
 HOST = "127.0.0.1"  # never anything else
 REPORT_DIR = PROJECT_ROOT / "reports" / "serving"
+CALL_TARGET = 1.5  # issue 18: API p95 at 1 client over one classifier call
 
 
 def sample_abstracts(n: int, data_dir: Path | None = None) -> list[InputRow]:
@@ -42,6 +46,26 @@ def sample_abstracts(n: int, data_dir: Path | None = None) -> list[InputRow]:
     rows = [r for r in read_folder(folder) if not r.error]
     step = max(1, len(rows) // n)
     return rows[::step][:n]
+
+
+def classifier_calls(rows: list[InputRow], model: str | None, config: str | None) -> dict:
+    """Seconds of one classifier call per abstract (batch 1), as the graph's first call."""
+    from tools.classifier.registry import get_classifier
+    from tools.preprocess import model_text, preprocess
+
+    name = model or load_settings(config).classifier.model
+    classifier = get_classifier(name)
+    texts = [model_text(preprocess(r.title, r.abstract)) for r in rows]
+    classifier.predict_proba(texts[:1])  # warm-up: the engine picks its kernels
+    seconds = []
+    for text in texts:
+        start = time.perf_counter()
+        classifier.predict_proba([text])
+        seconds.append(time.perf_counter() - start)
+    values = np.asarray(seconds)
+    return {"model": load_model_config(name).name, "n": len(values),
+            "p50": round(float(np.percentile(values, 50)), 3),
+            "p95": round(float(np.percentile(values, 95)), 3)}
 
 
 def free_port() -> int:
@@ -188,6 +212,19 @@ def run_phase(base: str, rows: list[InputRow], clients: int, requests: int, seco
     }
 
 
+def _call_lines(call: dict | None) -> list[str]:
+    if call is None:
+        return []
+    ratio = call["api_p95_over_call_p95"]
+    return [
+        f"One classifier call ({call['model']}, batch 1, the same {call['n']} abstracts, timed "
+        f"in the load test's process after the server stopped): p50 {call['p50']} s, p95 "
+        f"{call['p95']} s. API p95 at 1 client over the call's p95: **{ratio}x** (target: at "
+        f"most {CALL_TARGET}x: {'met' if ratio <= CALL_TARGET else 'not met'}).",
+        "",
+    ]
+
+
 def write_report(result: dict, out_dir: Path, name: str) -> Path:
     import matplotlib
 
@@ -249,6 +286,7 @@ def write_report(result: dict, out_dir: Path, name: str) -> Path:
         "end-to-end latency including those waits is in the JSON. Lost = the server failed to "
         "answer (timeout, connection error, a status other than 200/429/503).",
         "",
+        *_call_lines(result.get("classifier_call")),
         f"![latency and status codes]({name}.png)",
         "",
     ]
@@ -305,6 +343,11 @@ def main(argv: list[str] | None = None) -> int:
                         "load_after": round(os.getloadavg()[0], 2)},
         "phases": phases,
     }
+    single = phases[0]
+    if single["latencies"]:
+        call = classifier_calls(rows[: len(single["latencies"])], args.model, args.config)
+        call["api_p95_over_call_p95"] = round(single["latency_s"]["p95"] / call["p95"], 2)
+        result["classifier_call"] = call
     path = write_report(result, Path(args.out), args.name)
     for p in phases:
         print(f"{p['clients']:>3} client(s): p50 {p['latency_s']['p50']} s, p95 "

@@ -20,5 +20,9 @@ def test_loadtest_writes_a_report_and_loses_nothing(light_config, tmp_path):
     assert set(crowd["attempt_status_counts"]) <= {"200", "429"}
     assert crowd["overload_answers_without_retry_after"] == 0
     assert 0 < single["latency_s"]["p50"] <= single["latency_s"]["p95"]
+    call = result["classifier_call"]
+    assert call["n"] == 3 and 0 < call["p50"] <= call["p95"]
+    assert call["api_p95_over_call_p95"] == round(single["latency_s"]["p95"] / call["p95"], 2)
+    assert "One classifier call (tiny-qwen" in (tmp_path / "t.md").read_text()
     assert (tmp_path / "t.png").stat().st_size > 0
     assert "| 4 | 6 | 6 | 0 | 0 |" in (tmp_path / "t.md").read_text()
