@@ -125,13 +125,14 @@ def evaluate_all(rows: Rows, settings: Settings, n_boot: int, missing: str | Non
         "what": f"offline replay of verify + decide at threshold {threshold:.3f}",
         "requery_rate": float(fused["requeried"].mean()),
         **evaluate(rows.y, fused["p"], threshold, n_boot)}
-    run = graph_run(rows, REPORT_DIR.parent / "verifier" / "verifier.json") \
-        if rows.name == "test" else None
+    runs = {"test": "verifier.json", "ood-dev": "ood.json"}  # make verifier-report / decision-ood
+    run = graph_run(rows, REPORT_DIR.parent / "verifier" / runs[rows.name]) \
+        if rows.name in runs else None
     if run is not None:
         p_run, t_run = run
         preds["graph run"] = (p_run >= t_run).astype(int)
         entries["graph run"] = {
-            "what": "the whole graph (make verifier-report), its records' P(Cancer) and labels",
+            "what": "the whole graph (eval.verifier_effect), its records' P(Cancer) and labels",
             "agrees_with_replay": int((preds["graph run"] == fused["label"]).sum()),
             **evaluate(rows.y, p_run, float(t_run[0]), n_boot)}
     ref = preds.get(REFERENCE)
