@@ -22,13 +22,16 @@ REPORTS = PROJECT_ROOT / "reports"
 SECTIONS = [
     ("Classification: fine-tuned vs zero-shot on the fixed test split", "classification/comparison.md", "Verdicts"),
     ("Cost and speed of each classifier", "classification/comparison.md#Cost", None),
-    ("Inference backends: torch bf16 vs the ctranslate2 int8 engine (1.5B, one run)",
-     "classification/backends_qwen2.5-1.5b.md#Speed (2 val abstracts, raw scores)",
+    ("Float type: emulated bf16 or fp32 on this CPU (torch models, one run)",
+     "classification/dtype.md", None),
+    ("Inference backends: torch vs the ctranslate2 int8 engine (1.5B, one run)",
+     "classification/backends_qwen2.5-1.5b.md#Speed (val abstracts, raw scores)",
      "Agreement with torch on the 200 test abstracts (calibrated, each backend with its own "
      "val-fitted map)"),
     ("Where the classifiers' test errors come from", "classification/audit.md#Errors by category", None),
-    ("The verifier on the test split (whole graph, measured before the fused decision)",
-     "verifier/README.md", None),
+    ("The whole graph against the compute ceiling (one run per backend)",
+     "classification/graph_ceiling.md", None),
+    ("The verifier on the test split (whole graph)", "verifier/README.md", None),
     ("The fused Cancer decision on the test split", "decision/test.md",
      "Targets (graph: fused decision)"),
     ("Out-of-domain check: NCBI Disease dev + BC5CDR dev (a report, not a choice)",
@@ -39,7 +42,7 @@ SECTIONS = [
     ("Hostile input: CLI, API and stream workers", "trust/hostile.md#lead", None),
     ("Citation analysis: the LLM against the rules", "citations/llm.md#Cost", None),
     ("Preprocessing speed", "preprocessing/bench.md", None),
-    ("Serving", "serving/loadtest.md", None),
+    ("Serving", "serving/loadtest.md", "Against one classifier call"),
     ("Stream workers vs CLI batch throughput (keyword-rule model: serving overhead at its worst)", "serving/throughput-keyword-rule.md", None),
 ]
 
