@@ -1,12 +1,14 @@
-"""bf16 against fp32 for every torch model of the project, in one run: speed and agreement.
+"""bf16 against fp32 for the MiniLM models, interleaved in one process: speed and agreement.
 
-    python -m eval.bench_dtype [--n 16] [--agreement-n 100]
+    python -m eval.bench_dtype [--n 16] [--agreement-n 100] [--rounds 3]
 
 Why: the project assumed bf16 (several times fp32 on AVX512-BF16 CPUs). On a CPU without
 native bf16, oneDNN emulates it, and `tools.compute` then picks fp32. This command measures
-what that choice is worth here, each model in a child process per float type
-(ONCOGRAPH_TORCH_DTYPE), on the first `--n` val abstracts (NCBI dev documents for the NER
-model), after a warm-up call:
+what that choice is worth here. Both models load once (fp32 weights, bf16 by autocast as
+in the project) and each round times bf16 then fp32 back to back (ONCOGRAPH_TORCH_DTYPE
+switched in-process), so a busy neighbour weighs on both alike; the report gives each
+type's median over the rounds, on the first `--n` val abstracts (NCBI dev documents for the
+NER model), after a warm-up call:
 
 - GEMM GFLOP/s at MiniLM's MLP shape in both types (the hardware's own ratio);
 - abstracts/s of the MiniLM classifier and of the MiniLM NER model (the disease model route);
@@ -23,8 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -36,49 +36,59 @@ OUT = PROJECT_ROOT / "reports" / "classification"
 DTYPES = ("bfloat16", "float32")
 
 
-def _timed(fn, items: list) -> tuple[list, float]:
-    fn(items[:2])  # warm-up: oneDNN picks its kernels on the first call
+def _seconds(fn, items: list) -> float:
     start = time.perf_counter()
-    got = fn(items)
-    return got, time.perf_counter() - start
+    fn(items)
+    return time.perf_counter() - start
 
 
-def child(n: int, agreement_n: int) -> dict:
-    """Runs in a process whose ONCOGRAPH_TORCH_DTYPE is set: this type's figures."""
+def _use(dtype: str) -> None:
+    """Switch tools.compute's choice in this process (the models read it at every call)."""
+    from tools.compute import OVERRIDE_ENV, native_bf16
+
+    os.environ[OVERRIDE_ENV] = dtype
+    native_bf16.cache_clear()
+
+
+def measure(n: int, agreement_n: int, rounds: int) -> dict:
+    """Per type: median GEMM rate and abstracts/s over interleaved rounds, and the scores."""
     import torch
 
     from eval.bench_classifier import gemm_gflops
     from eval.disease_data import read_corpus
     from finetune.data import load_split
     from tools.classifier.registry import get_classifier
-    from tools.compute import compute_dtype
     from tools.diseases.model import model_scores
 
-    dtype = compute_dtype()
     val = [e.text for e in load_split("val")]
-    clf = get_classifier("minilm", "finetuned", None)
-    p, seconds = _timed(lambda t: clf.predict_proba(t, calibrated=False), val[:n])
-    p_all = clf.predict_proba(val[:agreement_n], calibrated=False) if agreement_n > n else p
     docs = [d.text for d in read_corpus("ncbi_dev", n)]
-    ner, ner_seconds = _timed(model_scores, docs)
-    return {
-        "dtype": str(dtype).removeprefix("torch."),
-        "gemm_gflops": round(gemm_gflops(512, 384, 1536, repeats=20, dtype=dtype), 2),
-        "threads": torch.get_num_threads(),
-        "minilm_abstracts_per_s": round(n / seconds, 3),
-        "ner_abstracts_per_s": round(len(docs) / ner_seconds, 3),
-        "p_cancer": np.round(np.asarray(p_all, dtype=float), 6).tolist(),
-        "ner_labels": [s.labels for s in ner],
-    }
-
-
-def run_child(dtype: str, n: int, agreement_n: int) -> dict:
-    env = {**os.environ, "ONCOGRAPH_TORCH_DTYPE": dtype}
-    cmd = [sys.executable, "-m", "eval.bench_dtype", "--child", "--n", str(n),
-           "--agreement-n", str(agreement_n)]
-    out = subprocess.run(cmd, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True,
-                         check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    clf = get_classifier("minilm", "finetuned", None)
+    classify = lambda t: clf.predict_proba(t, calibrated=False)  # noqa: E731
+    runs: dict[str, dict] = {d: {"gemm": [], "minilm": [], "ner": []} for d in DTYPES}
+    for dtype in DTYPES:  # warm-up: oneDNN picks its kernels on the first call of each type
+        _use(dtype)
+        classify(val[:2]), model_scores(docs[:2])
+    for _ in range(rounds):
+        for dtype in DTYPES:
+            _use(dtype)
+            torch_dtype = getattr(torch, dtype)
+            runs[dtype]["gemm"].append(gemm_gflops(512, 384, 1536, repeats=20, dtype=torch_dtype))
+            runs[dtype]["minilm"].append(n / _seconds(classify, val[:n]))
+            runs[dtype]["ner"].append(len(docs) / _seconds(model_scores, docs))
+    out = {}
+    for dtype in DTYPES:
+        _use(dtype)
+        out[dtype] = {
+            "dtype": dtype, "threads": torch.get_num_threads(),
+            "gemm_gflops": round(float(np.median(runs[dtype]["gemm"])), 2),
+            "minilm_abstracts_per_s": round(float(np.median(runs[dtype]["minilm"])), 3),
+            "ner_abstracts_per_s": round(float(np.median(runs[dtype]["ner"])), 3),
+            "rounds": {k: [round(v, 3) for v in vs] for k, vs in runs[dtype].items()},
+            "p_cancer": np.round(np.asarray(classify(val[:agreement_n]), dtype=float), 6).tolist(),
+            "ner_labels": [s.labels for s in model_scores(docs)],
+        }
+    os.environ.pop("ONCOGRAPH_TORCH_DTYPE", None)
+    return out
 
 
 def compare(bf16: dict, fp32: dict) -> dict:
@@ -105,10 +115,12 @@ def render(report: dict) -> str:
     return (
         "# bf16 or fp32: what the float type is worth on this machine\n\n"
         f"Generated by `python -m eval.bench_dtype --n {report['n']} --agreement-n "
-        f"{report['agreement_n']}` (`make classification-dtype`) on {report['when']}; "
+        f"{report['agreement_n']} --rounds {report['rounds']}` (`make classification-dtype`) on "
+        f"{report['when']}; "
         f"CPU native bf16: **{report['native_bf16']}** (flags {report['bf16_flags'] or 'none'});"
         f" load average {report['load_average_1m']} at the start; {report['runs'][0]['threads']}"
-        " torch threads. Each type runs in its own process, timed after a warm-up call.\n\n"
+        " torch threads. Both types in one process, each round bf16 then fp32, medians over "
+        f"the rounds; load average {report['load_average_1m_after']} at the end.\n\n"
         "| float type | GEMM GFLOP/s (MiniLM MLP shape) | MiniLM classifier abstracts/s | "
         "MiniLM NER abstracts/s |\n|---|---|---|---|\n"
         f"{rows}\n\n"
@@ -129,21 +141,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--agreement-n", type=int, default=100,
                         help="val abstracts whose P(Cancer) both types score")
     parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds")
     args = parser.parse_args(argv)
-    if args.child:
-        print(json.dumps(child(args.n, args.agreement_n)))
-        return 0
     from tools.compute import NATIVE_BF16_FLAGS, compute_dtype, cpu_flags
 
     load = round(os.getloadavg()[0], 2)
-    runs = [run_child(d, args.n, args.agreement_n) for d in DTYPES]
+    chosen = str(compute_dtype()).removeprefix("torch.")
+    measured = measure(args.n, args.agreement_n, args.rounds)
+    runs = [measured[d] for d in DTYPES]
     report = {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "n": args.n,
-        "agreement_n": args.agreement_n, "load_average_1m": load,
+        "agreement_n": args.agreement_n, "rounds": args.rounds, "load_average_1m": load,
+        "load_average_1m_after": round(os.getloadavg()[0], 2),
         "bf16_flags": sorted(NATIVE_BF16_FLAGS & cpu_flags()),
         "native_bf16": bool(NATIVE_BF16_FLAGS & cpu_flags()),
-        "chosen": str(compute_dtype()).removeprefix("torch."),
+        "chosen": chosen,
         "runs": [{k: v for k, v in r.items() if k not in ("p_cancer", "ner_labels")}
                  for r in runs],
         "comparison": compare(*runs),
