@@ -64,7 +64,7 @@ classification-backends:  ## torch vs the ctranslate2 int8 engine, 1.5B and 0.5B
 	$(PY) -m eval.bench_backends --model qwen2.5-0.5b --backends torch ctranslate2 --n 16 --batch-sizes 1 8 16 --split test
 
 classification-graph-ceiling:  ## the whole graph (default config) per classifier backend over the bf16 ceiling -> reports/classification/graph_ceiling.*
-	$(PY) -m eval.bench_graph --n 16 --backends ctranslate2 torch
+	$(PY) -m eval.bench_graph --n 16 --backends ctranslate2
 
 classification-dtype:  ## bf16 vs fp32 for the torch models on this CPU: speed and agreement -> reports/classification/dtype.*
 	$(PY) -m eval.bench_dtype --n 16 --agreement-n 100
