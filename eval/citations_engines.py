@@ -90,6 +90,8 @@ def summarise(rows: list[dict]) -> dict:
                                                for r in both)
     t, c = out["engines"]["torch"], out["engines"]["ctranslate2"]
     out["speedup"] = round(t["seconds_total"] / c["seconds_total"], 2)
+    out["median_abstract_speedup"] = round(statistics.median(
+        r["torch"]["seconds"] / r["ctranslate2"]["seconds"] for r in rows), 2)
     return out
 
 
@@ -106,6 +108,17 @@ def verdict(summary: dict) -> dict:
         "min_speedup": summary["speedup"] >= ADOPTION["min_speedup"],
     }
     return {"checks": checks, "adopt_int8": all(checks.values())}
+
+
+def warm_up(chats: dict) -> dict[str, float]:
+    """One short untimed call each: a first call pays one-off set-up (torch's first
+    `generate` took 105 s vs 14-22 s after it in the first run of this report)."""
+    seconds = {}
+    for engine, chat in chats.items():
+        start = time.perf_counter()
+        chat.invoke("Reply with OK.", max_new_tokens=4)
+        seconds[engine] = round(time.perf_counter() - start, 2)
+    return seconds
 
 
 def run(chats: dict, chosen: list, cap: int) -> list[dict]:
@@ -132,6 +145,13 @@ def run(chats: dict, chosen: list, cap: int) -> list[dict]:
     return rows
 
 
+def same_functions(row: dict) -> str:
+    """Whether both engines' answers gave the same functions ("-" when one fell back)."""
+    if not (row["torch"]["answered"] and row["ctranslate2"]["answered"]):
+        return "-"
+    return str(row["torch"]["functions"] == row["ctranslate2"]["functions"])
+
+
 def write_markdown(report: dict, path: Path) -> None:
     s, v = report["summary"], report["verdict"]
     t, c = s["engines"]["torch"], s["engines"]["ctranslate2"]
@@ -141,7 +161,8 @@ def write_markdown(report: dict, path: Path) -> None:
         f"`make citations-engines` on {report['when']}: `{report['model']}` (plain base), "
         f"torch in {report['torch_dtype']} vs `{report['int8_label']}`, greedy, answer budget "
         f"at most {report['max_new_tokens']} tokens, {report['threads']} threads each on "
-        f"{os.cpu_count()} CPUs, interleaved per abstract (alternating which goes first); "
+        f"{os.cpu_count()} CPUs, interleaved per abstract (alternating which goes first) "
+        f"after one untimed warm-up call each ({report['warm_up_s']} s); "
         f"load average (1, 5, 15 min) {report['load_before']} before, {report['load_after']} "
         "after. Seconds are only comparable within this run.",
         "",
@@ -179,7 +200,8 @@ def write_markdown(report: dict, path: Path) -> None:
     iv = s["int8_vs_torch"]
     lines += [
         "",
-        f"Speed-up (torch / int8 seconds): **{s['speedup']}x**. int8 vs torch on the "
+        f"Speed-up (torch / int8 seconds over the sample): **{s['speedup']}x**; median of the "
+        f"per-abstract ratios {s['median_abstract_speedup']}x. int8 vs torch on the "
         f"{iv['abstracts']} abstracts both answered: the same function for **{iv['agreement']}** "
         f"of {iv['citations']} citations (kappa {iv['cohen_kappa']}); identical summary in "
         f"{iv['same_summary']} of {iv['abstracts']}. There is no gold citation function: "
@@ -195,7 +217,7 @@ def write_markdown(report: dict, path: Path) -> None:
         lines.append(f"| {r['source']}:{r['id']} | {r['n_citations']} | {r['torch']['seconds']} | "
                      f"{r['ctranslate2']['seconds']} | {r['torch']['answered']} | "
                      f"{r['ctranslate2']['answered']} | "
-                     f"{r['torch']['functions'] == r['ctranslate2']['functions']} |")
+                     f"{same_functions(r)} |")
     lines += ["", "## Fallbacks", ""]
     for name, e in (("torch", t), ("int8", c)):
         lines += [f"- {name}: {f}" for f in e["fallbacks"]] or [f"- {name}: none"]
@@ -222,6 +244,7 @@ def main() -> None:
     path = prepare(name)
     chats = {"torch": build_chat_model(path, name=name),
              "ctranslate2": build_ct2_chat(path, name=name, threads=args.threads)}
+    warm = warm_up(chats)
     rows = run(chats, chosen, cap)
     summary = summarise(rows)
     sources: dict[str, int] = {}
@@ -232,6 +255,7 @@ def main() -> None:
         "torch_dtype": str(compute_dtype()).removeprefix("torch."),
         "int8_label": model_label(chats["ctranslate2"]), "max_new_tokens": cap,
         "threads": args.threads, "load_before": load_before, "load_after": load_avg(),
+        "warm_up_s": warm,
         "sources": sources, "adoption_rule": ADOPTION, "summary": summary,
         "verdict": verdict(summary), "rows": rows,
     }
