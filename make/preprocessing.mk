@@ -10,7 +10,7 @@ preprocessing-test:  ## preprocessing, citation and summary tests (incl. hypothe
 		tests/unit/test_summary.py
 
 citations-llm:  ## citation LLM vs rules: agreement, fallbacks, s per abstract with citations -> reports/citations/llm.{json,md}
-	nice -n 5 $(PY) -m eval.citations_llm
+	nice -n 5 $(PY) -m eval.citations_llm $(ARGS)
 
 citations-engines:  ## citation chat model on torch vs ctranslate2 int8, interleaved, + adoption rule -> reports/citations/engines.{json,md}
 	nice -n 5 $(PY) -m eval.citations_engines --n 8
