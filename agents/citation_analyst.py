@@ -2,8 +2,8 @@
 
 The citation LLM (on by default) is asked only about abstracts that have citations, and
 its chat model is built only then (`tools.chat_model.chat_model_for`: the classifier's
-base with the adapter off, or `citations.llm_model`); the rules answer the rest and are
-the fallback when the LLM fails or its answer does not parse.
+base with the adapter off, or `citations.llm_model` on `chat.backend`); the rules answer
+the rest and are the fallback when the LLM fails or its answer does not parse.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from tools.summary import summarise
 
 
 def _chat_factory(settings: Settings) -> Callable[[], BaseChatModel]:
-    return partial(chat_model_for, settings.classifier.model, settings.citations.llm_model)
+    return partial(chat_model_for, settings.classifier.model, settings.citations.llm_model,
+                   settings.chat.backend)
 
 
 def analyse_citations_node(state: OncoState, config: RunnableConfig) -> dict:

@@ -173,6 +173,14 @@ class SummarySettings(_Strict):
     llm: bool
 
 
+class ChatSettings(_Strict):
+    """The local chat model's engine (citations, summary, the "llm" disease route) when it
+    loads as its own model: torch, or a CTranslate2 int8 conversion of the base (CPU; CUDA
+    always runs torch). A classifier that lends its torch base keeps serving the chat."""
+
+    backend: Backend
+
+
 class RunSettings(_Strict):
     max_concurrency: int = Field(ge=1)
     checkpoint_db: str
@@ -191,6 +199,7 @@ class Settings(_Strict):
     diseases: DiseaseSettings
     citations: CitationSettings
     summary: SummarySettings
+    chat: ChatSettings
     run: RunSettings
 
     def data_path(self) -> Path:

@@ -1,17 +1,18 @@
 """The citation LLM against the rules: agreement, fallbacks and cost per abstract with citations.
 
-    python -m eval.citations_llm [--model qwen2.5-1.5b] [--limit N] [--adapter-texts 8]
+    python -m eval.citations_llm [--model qwen2.5-1.5b] [--limit N] [--chat classifier-base]
 
 Sample: every abstract of the shared corpus and of the BC5CDR / NCBI Disease TRAIN sets in
 which `tools.preprocess` finds a citation (the dev sets are left for tuning nothing here).
-The chat model is the one a default run uses: the classifier's loaded base with its LoRA
-adapter switched off (`tools.chat_model.shared_chat_model`), through the real
-`analyse_citations` path, greedy, with the configured per-abstract token budget.
+The chat model is the one a default run uses (`tools.chat_model.chat_model_for`: the
+classifier's base when it lends it, else `citations.llm_model` on `chat.backend`), through
+the real `analyse_citations` path, greedy, with the configured per-abstract token budget.
 
-In the same process, on the same loaded weights, it also measures what keeping the
-adapter unmerged costs the classifier (scoring with the LoRA layers live vs with the adapter
-off, the cost of merged weights), and checks that the chat calls leave the classifier's
-scores unchanged.
+With `--chat classifier-base` it loads the classifier on torch with its LoRA adapter
+unmerged and chats on its base (adapter off), and in the same process, on the same loaded
+weights, also measures what keeping the adapter unmerged costs the classifier (scoring with
+the LoRA layers live vs with the adapter off, the cost of merged weights), and checks that
+the chat calls leave the classifier's scores unchanged.
 Answers are cached per abstract (outputs/citations_llm/), so an interrupted run resumes.
 Writes reports/citations/llm.{json,md}.
 """
@@ -32,7 +33,7 @@ from sklearn.metrics import cohen_kappa_score, confusion_matrix
 
 from core.io import read_folder
 from core.settings import PROJECT_ROOT, load_model_config, load_settings
-from tools.chat_model import model_label, shared_chat_model
+from tools.chat_model import chat_model_for, model_label, shared_chat_model
 from tools.citations import (
     ANSWER_BASE_TOKENS,
     ANSWER_TOKENS_PER_CITATION,
@@ -168,7 +169,7 @@ def cost(rows: list[dict], adapter: dict) -> dict:
     secs = sorted(r["seconds"] for r in rows)
     if not secs:
         return {}
-    per_class = adapter.get("unmerged_s_per_abstract")
+    per_class = (adapter or {}).get("unmerged_s_per_abstract")
     median = statistics.median(secs)
     return {
         "abstracts": len(secs), "median_s": round(median, 2),
@@ -209,11 +210,13 @@ def summarise_adapter(times: dict[str, list[float]], texts: int, rounds: int) ->
 
 def write_markdown(report: dict, path: Path) -> None:
     a, c, ad, chk = report["agreement"], report["cost"], report["adapter"], report["restore_check"]
+    source = report.get("chat_source", "the classifier's base, LoRA adapter off")
     lines = [
         "# Citation analysis: LLM vs rules",
         "",
         f"`make citations-llm` on {report['when']}: chat model `{report['chat_model']}` "
-        f"(the classifier's base, LoRA adapter off), greedy, answer budget "
+        f"({source}), greedy, "
+        "answer budget "
         f"{ANSWER_BASE_TOKENS} + {ANSWER_TOKENS_PER_CITATION} tokens per citation, at most "
         f"{report['max_new_tokens']}; {report['torch_threads']} torch threads on "
         f"{os.cpu_count()} CPUs; load average (1, 5, 15 min) {report['load_before']} before, "
@@ -269,21 +272,27 @@ def write_markdown(report: dict, path: Path) -> None:
         "",
         f"Per abstract with citations (n = {c.get('abstracts')}): median **{c.get('median_s')} s**, "
         f"mean {c.get('mean_s')} s, p90 {c.get('p90_s')} s, max {c.get('max_s')} s; "
-        f"{c.get('s_per_citation')} s per citation. The median is "
-        f"{c.get('median_vs_one_classification')}x one classification of an abstract "
-        "(same run, same weights).",
+        f"{c.get('s_per_citation')} s per citation."
+        + (f" The median is {c['median_vs_one_classification']}x one classification of an "
+           "abstract (same run, same weights)." if c.get("median_vs_one_classification") else ""),
         "",
-        f"Keeping the adapter unmerged so the base can serve the chat: classification "
-        f"{ad['unmerged_s_per_abstract']} s per abstract with the LoRA layers live vs "
-        f"{ad['merged_s_per_abstract']} s with the adapter off, which runs the shapes and FLOPs "
-        f"of merged weights (best pass of each; {ad['rounds']} alternating round(s) and one more "
-        f"adapter-on pass after the chat calls, on the {ad['texts']} shortest abstract(s); all "
-        f"passes {ad['s_per_abstract']}): "
-        f"**{ad['unmerged_over_merged']}x**.",
-        "",
-        f"Adapter restored after the chat calls: max |P(Cancer) after - before| = "
-        f"{chk['max_abs_dp']} on {chk['texts']} abstracts, around {chk['llm_calls']} LLM calls.",
-        "",
+    ]
+    if ad:
+        lines += [
+            f"Keeping the adapter unmerged so the base can serve the chat: classification "
+            f"{ad['unmerged_s_per_abstract']} s per abstract with the LoRA layers live vs "
+            f"{ad['merged_s_per_abstract']} s with the adapter off, which runs the shapes and "
+            f"FLOPs of merged weights (best pass of each; {ad['rounds']} alternating round(s) "
+            f"and one more adapter-on pass after the chat calls, on the {ad['texts']} shortest "
+            f"abstract(s); all passes {ad['s_per_abstract']}): "
+            f"**{ad['unmerged_over_merged']}x**.",
+            "",
+            f"Adapter restored after the chat calls: max |P(Cancer) after - before| = "
+            f"{chk['max_abs_dp']} on {chk['texts']} abstracts, around {chk['llm_calls']} LLM "
+            "calls.",
+            "",
+        ]
+    lines += [
         "## Fallbacks",
         "",
     ]
@@ -294,12 +303,41 @@ def write_markdown(report: dict, path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def classifier_base_run(args: argparse.Namespace, name: str, found: list, cap: int):
+    """The chat on the classifier's torch base (adapter unmerged, off for the chat), with the
+    adapter's cost and the restore check measured on the same loaded weights."""
+    from tools.classifier.label_words import LabelWordClassifier
+
+    cfg = load_model_config(name).model_copy(update={"merge_adapter": False,
+                                                     "backend": "torch"})
+    scorer = LabelWordClassifier(cfg)
+    chat = shared_chat_model(cfg, scorer)
+    # the shortest texts: on a busy 2-core machine every classification pass is minutes
+    texts = sorted((model_text(doc) for _, _, doc in found), key=len)[: args.adapter_texts]
+    adapter, before = adapter_cost(scorer, texts, args.rounds)
+    rows, calls = run_llm(chat, found, cap, args.limit,
+                          CACHE_DIR / f"{model_label(chat).replace(':', '_')}.jsonl",
+                          args.max_minutes)
+    seconds, after = timed_scores(scorer, texts)  # one more adapter-on pass for the timing
+    passes = adapter["s_per_abstract"]
+    adapter = summarise_adapter({"unmerged": [*passes["unmerged"], seconds / len(texts)],
+                                 "adapter_off": passes["adapter_off"]},
+                                len(texts), args.rounds)
+    restore = {"texts": len(texts), "llm_calls": calls,
+               "max_abs_dp": round(max(abs(a - b) for a, b in zip(before, after, strict=True)),
+                                   6)}
+    return chat, rows, calls, adapter, restore
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="classifier (default: the configured one)")
     parser.add_argument("--limit", type=int, default=None, help="first N abstracts only")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="start no new LLM call after this long (cached answers still count)")
+    parser.add_argument("--chat", choices=["run", "classifier-base"], default="run",
+                        help="the default run's chat model, or the classifier's torch base "
+                             "(adapter unmerged, off for the chat; also times the adapter)")
     parser.add_argument("--adapter-texts", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
@@ -309,11 +347,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.render:
         report = json.loads((args.out / "llm.json").read_text())
-        ad = report["adapter"]
-        report["adapter"] = summarise_adapter(ad["s_per_abstract"], ad["texts"], ad["rounds"])
-        if report["cost"]:
-            report["cost"]["median_vs_one_classification"] = round(
-                report["cost"]["median_s"] / report["adapter"]["unmerged_s_per_abstract"], 1)
+        if ad := report["adapter"]:
+            report["adapter"] = summarise_adapter(ad["s_per_abstract"], ad["texts"], ad["rounds"])
+            if report["cost"]:
+                report["cost"]["median_vs_one_classification"] = round(
+                    report["cost"]["median_s"] / report["adapter"]["unmerged_s_per_abstract"], 1)
         (args.out / "llm.json").write_text(json.dumps(report, indent=2) + "\n")
         write_markdown(report, args.out / "llm.md")
         return
@@ -324,25 +362,18 @@ def main() -> None:
     load_before = load_avg()
     found = samples(settings.data_path())
     print(f"{len(found)} abstracts with citations", flush=True)
-
-    from tools.classifier.label_words import LabelWordClassifier
-
-    cfg = load_model_config(name).model_copy(update={"merge_adapter": False})
-    scorer = LabelWordClassifier(cfg)
-    chat = shared_chat_model(cfg, scorer)
-    # the shortest texts: on a busy 2-core machine every classification pass is minutes
-    texts = sorted((model_text(doc) for _, _, doc in found), key=len)[: args.adapter_texts]
-    adapter, before = adapter_cost(scorer, texts, args.rounds)
     cap = settings.citations.max_new_tokens
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    rows, calls = run_llm(chat, found, cap, args.limit,
-                          CACHE_DIR / f"{model_label(chat).replace(':', '_')}.jsonl",
-                          args.max_minutes)
-    seconds, after = timed_scores(scorer, texts)  # one more adapter-on pass for the timing
-    passes = adapter["s_per_abstract"]
-    adapter = summarise_adapter({"unmerged": [*passes["unmerged"], seconds / len(texts)],
-                                 "adapter_off": passes["adapter_off"]},
-                                len(texts), args.rounds)
+    if args.chat == "run":
+        chat = chat_model_for(name, settings.citations.llm_model, settings.chat.backend)
+        rows, calls = run_llm(chat, found, cap, args.limit,
+                              CACHE_DIR / f"{model_label(chat).replace(':', '_')}.jsonl",
+                              args.max_minutes)
+        source = f"the chat model a default run with classifier {name} uses"
+        adapter, restore = {}, {}
+    else:
+        chat, rows, calls, adapter, restore = classifier_base_run(args, name, found, cap)
+        source = "the classifier's base, LoRA adapter off"
 
     sample: dict[str, dict[str, int]] = {}
     for r in rows:
@@ -353,7 +384,8 @@ def main() -> None:
     answered = [r for r in rows if r["llm"]["analyser"] != "rules"]
     report = {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "classifier": name, "chat_model": model_label(chat), "max_new_tokens": cap,
+        "classifier": name, "chat_model": model_label(chat), "chat_source": source,
+        "max_new_tokens": cap,
         "torch_threads": args.threads, "load_before": load_before, "load_after": load_avg(),
         "abstracts": len(rows), "abstracts_with_citations_found": len(found),
         "sample": sample, "llm_calls_this_run": calls,
@@ -364,9 +396,7 @@ def main() -> None:
                                   for r in fell_back]},
         "cost": cost([r for r in rows], adapter),
         "adapter": adapter,
-        "restore_check": {"texts": len(texts), "llm_calls": calls,
-                          "max_abs_dp": round(max(abs(a - b) for a, b in
-                                                  zip(before, after, strict=True)), 6)},
+        "restore_check": restore,
         "examples": [{"source": r["source"], "id": r["id"], "n_citations": r["n_citations"],
                       "functions": [c["function"] for c in r["llm"]["citations"]],
                       "summary": r["llm"]["summary"]} for r in answered[:5]],

@@ -8,7 +8,8 @@ Two ways to get one, so that a run loads at most one extra model:
 - `shared_chat_model(cfg)`: the classifier's own loaded torch model. A LoRA adapter kept
   unmerged (`merge_adapter: false`) is switched off for the call (peft `disable_adapter()`),
   so the chat runs on the base weights; no second model loads.
-- `get_chat_model(name)`: a `tools.weights` model, loaded once per process on first use.
+- `get_chat_model(name, backend)`: a `tools.weights` model, loaded once per process on first
+  use, on torch or as a CTranslate2 int8 generator (`tools.chat_ct2.Ct2Chat`, `chat.backend`).
 """
 
 from __future__ import annotations
@@ -23,10 +24,8 @@ from langchain_core.language_models import BaseChatModel, SimpleChatModel
 from langchain_core.messages import BaseMessage
 from pydantic import ConfigDict, Field
 
-from core.settings import ModelConfig, load_model_config
-
-DEFAULT_MAX_NEW_TOKENS = 256  # enough for the JSON answers; CPU time grows with it
-_ROLES = {"system": "system", "human": "user", "ai": "assistant"}
+from core.settings import Backend, ModelConfig, load_model_config
+from tools.chat_base import DEFAULT_MAX_NEW_TOKENS, chat_turns, cut_at_stop
 
 
 class LocalChat(SimpleChatModel):
@@ -51,9 +50,9 @@ class LocalChat(SimpleChatModel):
         import torch
         from transformers import GenerationConfig
 
-        chat = [{"role": _ROLES.get(m.type, "user"), "content": m.content} for m in messages]
         inputs = self.tokenizer.apply_chat_template(
-            chat, add_generation_prompt=True, return_tensors="pt", return_dict=True
+            chat_turns(messages), add_generation_prompt=True, return_tensors="pt",
+            return_dict=True,
         )
         generation = GenerationConfig(
             max_new_tokens=int(kwargs.get("max_new_tokens", self.max_new_tokens)),
@@ -69,9 +68,7 @@ class LocalChat(SimpleChatModel):
         text = self.tokenizer.decode(
             output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True
         )
-        for word in stop or []:
-            text = text.split(word, 1)[0]
-        return text
+        return cut_at_stop(text, stop)
 
 
 def load_plain(path: str | Path):
@@ -101,12 +98,25 @@ def build_chat_model(
                      max_new_tokens=max_new_tokens)
 
 
+def resolve_chat_backend(backend: Backend) -> Backend:
+    """The engine the chat runs on: torch on CUDA (the int8 engine here is CPU-only)."""
+    import torch
+
+    return "torch" if torch.cuda.is_available() else backend
+
+
 @cache
-def get_chat_model(model_name: str) -> BaseChatModel:
-    """The named local model (`tools.weights` source name), loaded once per process."""
+def get_chat_model(model_name: str, backend: Backend) -> BaseChatModel:
+    """The named local model (`tools.weights` source name) on `backend`, loaded once per
+    process (the int8 engine converts it into the cache on first use)."""
     from tools.weights import prepare
 
-    return build_chat_model(prepare(model_name), name=model_name)
+    path = prepare(model_name)
+    if resolve_chat_backend(backend) == "ctranslate2":
+        from tools.chat_ct2 import build_ct2_chat
+
+        return build_ct2_chat(path, name=model_name)
+    return build_chat_model(path, name=model_name)
 
 
 def lends_base(cfg: ModelConfig) -> bool:
@@ -129,9 +139,10 @@ def shared_chat_model(cfg: ModelConfig, scorer: Any) -> LocalChat:
     )
 
 
-def chat_model_for(classifier_model: str, llm_model: str) -> BaseChatModel:
+def chat_model_for(classifier_model: str, llm_model: str, backend: Backend) -> BaseChatModel:
     """The run's chat model: the classifier's base when it lends it (the classifier is
-    already loaded by then: the graph classifies first), else `llm_model`, loaded once."""
+    already loaded by then: the graph classifies first), else `llm_model` on `backend`
+    (`chat.backend`), loaded once."""
     cfg = load_model_config(classifier_model)
     if lends_base(cfg):
         from tools.classifier.registry import LoadedClassifier, get_classifier
@@ -139,10 +150,11 @@ def chat_model_for(classifier_model: str, llm_model: str) -> BaseChatModel:
         loaded = get_classifier(classifier_model)
         assert isinstance(loaded, LoadedClassifier)  # every registry entry is one
         return shared_chat_model(cfg, loaded.scorer)
-    return get_chat_model(llm_model)
+    return get_chat_model(llm_model, backend)
 
 
 def model_label(llm: BaseChatModel) -> str:
-    """A readable name for the record's `analyser` field ("llm:qwen2.5-1.5b:base")."""
+    """A readable name for the record's `analyser` field ("llm:qwen2.5-1.5b:base",
+    "llm:qwen2.5-0.5b:int8")."""
     name = getattr(llm, "model_id", None) or getattr(llm, "model_name", None)
     return f"llm:{name or type(llm).__name__}"

@@ -90,18 +90,25 @@ def test_a_merged_adapter_does_not_lend_its_base(tiny_lora_cfg, monkeypatch):
     with pytest.raises(ValueError, match="does not lend"):
         shared_chat_model(merged, object())
     fake = FakeListChatModel(responses=["x"])
-    monkeypatch.setattr(tools.chat_model, "get_chat_model", lambda name: fake)
-    assert chat_model_for("keyword-rule", "qwen2.5-0.5b") is fake
+    asked = []
+    monkeypatch.setattr(tools.chat_model, "get_chat_model",
+                        lambda name, backend: asked.append((name, backend)) or fake)
+    assert chat_model_for("keyword-rule", "qwen2.5-0.5b", "ctranslate2") is fake
+    assert asked == [("qwen2.5-0.5b", "ctranslate2")]  # chat.backend reaches the loader
 
 
-def test_chat_model_for_reuses_the_loaded_classifier(tiny_lora_cfg, tmp_path):
-    from tools.chat_model import chat_model_for, model_label
+@pytest.mark.parametrize("backend", ["torch", "ctranslate2"])
+def test_chat_model_for_reuses_the_loaded_classifier(tiny_lora_cfg, tmp_path, backend):
+    """A torch classifier with its adapter unmerged lends its base whatever `chat.backend`
+    says: no second model loads (the int8 engine is for a chat model loaded on its own)."""
+    from tools.chat_model import LocalChat, chat_model_for, model_label
     from tools.classifier.registry import get_classifier
 
     path = tmp_path / "tiny-lora.yaml"
     path.write_text(yaml.safe_dump(tiny_lora_cfg.model_dump()))
     try:
-        chat = chat_model_for(str(path), "never-loaded")
+        chat = chat_model_for(str(path), "never-loaded", backend)
+        assert isinstance(chat, LocalChat) and chat.adapter_off
         assert chat.model is get_classifier(str(path)).scorer.model
         assert model_label(chat) == "llm:tiny-qwen:base"
     finally:
@@ -119,8 +126,8 @@ def test_the_node_asks_the_llm_by_default_and_never_without_citations(monkeypatc
     assert settings.citations.llm  # on by default
     asked = []
 
-    def factory(classifier, llm_model):
-        asked.append((classifier, llm_model))
+    def factory(classifier, llm_model, backend):
+        asked.append((classifier, llm_model, backend))
         return FakeListChatModel(responses=['{"functions": ["background", "method"], '
                                             '"summary": "Cites prior work and a method."}'])
 
@@ -130,7 +137,8 @@ def test_the_node_asks_the_llm_by_default_and_never_without_citations(monkeypatc
     assert out["citation_analysis"]["analyser"] == "llm:FakeListChatModel"
     assert [c["function"] for c in out["citation_analysis"]["citations"]] == ["background",
                                                                              "method"]
-    assert asked == [(settings.classifier.model, settings.citations.llm_model)]
+    assert asked == [(settings.classifier.model, settings.citations.llm_model,
+                      settings.chat.backend)]
 
     plain = {**_node_state(), "doc": preprocess("t", "No references.").model_dump()}
     assert node.analyse_citations_node(plain, config)["citation_analysis"]["analyser"] == "rules"

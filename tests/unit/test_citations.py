@@ -189,8 +189,8 @@ def test_get_chat_model_loads_once_per_process(tiny_qwen_dir, monkeypatch):
     monkeypatch.setattr(tools.weights, "prepare", lambda name: calls.append(name) or tiny_qwen_dir)
     get_chat_model.cache_clear()
     try:
-        first = get_chat_model("qwen2.5-0.5b")
-        assert get_chat_model("qwen2.5-0.5b") is first
+        first = get_chat_model("qwen2.5-0.5b", "torch")
+        assert get_chat_model("qwen2.5-0.5b", "torch") is first
         assert calls == ["qwen2.5-0.5b"]
         assert model_label(first) == "llm:qwen2.5-0.5b"
         assert first.adapter_off is False

@@ -83,7 +83,7 @@ def test_conversion_is_cached_and_keyed_by_adapter_version(tmp_path, tiny_qwen_d
     assert ct2_engine.conversion_key(cfg, base, False, ids)["adapter_version"] is None
     (adapter / "training.json").write_text(json.dumps({"version": "v2"}))
     key_v2 = ct2_engine.conversion_key(cfg, base, True, ids)
-    assert ct2_engine.cache_folder(cfg, key_v1) != ct2_engine.cache_folder(cfg, key_v2)
+    assert ct2_engine.cache_folder(cfg.name, key_v1) != ct2_engine.cache_folder(cfg.name, key_v2)
     assert key_v1["base"] == key_v2["base"] and len(key_v1["base"]) == 64
 
     baseline = _config(tmp_path, tiny_qwen_dir)

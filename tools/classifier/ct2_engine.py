@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -36,11 +37,12 @@ FORMAT = "two-label-rows-v1"  # bump when what the conversion writes changes
 _META = "oncograph.json"
 
 
-def base_fingerprint(cfg: ModelConfig, base: str) -> str:
-    """The pinned sha256 of an offline source, else the folder's config and weight sizes."""
+def base_fingerprint(base: str, weights: str | None = None) -> str:
+    """The pinned sha256 of the offline source `weights` (a tools.weights name), else the
+    folder's config and weight sizes."""
     from tools.weights import SOURCES, GgufSplit
 
-    source = SOURCES.get(cfg.weights or "") if not cfg.path else None
+    source = SOURCES.get(weights or "")
     if isinstance(source, GgufSplit):
         return source.sha256
     folder = Path(base)
@@ -59,7 +61,7 @@ def conversion_key(cfg: ModelConfig, base: str, use_adapter: bool, label_ids: li
     weights = adapter / "adapter_model.safetensors" if adapter is not None else None
     return {
         "format": FORMAT,
-        "base": base_fingerprint(cfg, base),
+        "base": base_fingerprint(base, None if cfg.path else cfg.weights),
         "adapter_version": cfg.adapter_version() if adapter is not None else None,
         "adapter_sha256": sha256_file(weights) if weights is not None and weights.exists() else None,
         "label_ids": label_ids,
@@ -68,11 +70,11 @@ def conversion_key(cfg: ModelConfig, base: str, use_adapter: bool, label_ids: li
     }
 
 
-def cache_folder(cfg: ModelConfig, key: dict) -> Path:
+def cache_folder(name: str, key: dict) -> Path:
     from tools.weights import cache_dir
 
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    return cache_dir() / "ct2" / f"{cfg.name}-{digest}"
+    return cache_dir() / "ct2" / f"{name}-{digest}"
 
 
 def _merged_model(cfg: ModelConfig, base: str, use_adapter: bool):
@@ -92,18 +94,20 @@ def _merged_model(cfg: ModelConfig, base: str, use_adapter: bool):
     return model.eval(), tokenizer
 
 
-def convert(model, tokenizer, label_ids: list[int], out: Path, quantization: str) -> Path:
-    """Write `model` as a CTranslate2 decoder whose output layer is the two label-word rows.
+def convert(model, tokenizer, label_ids: list[int] | None, out: Path, quantization: str) -> Path:
+    """Write `model` as a CTranslate2 decoder whose output layer is the label-word rows, or
+    the whole vocabulary when `label_ids` is None (a generator: tools.chat_ct2).
 
     The converter takes the torch modules apart as it goes: `model` is unusable afterwards.
     """
     from ctranslate2.converters.converter import Converter
     from ctranslate2.converters.transformers import _MODEL_LOADERS
 
-    rows = model.get_output_embeddings().weight.detach()[label_ids].clone()
-    head = torch.nn.Linear(rows.shape[1], len(label_ids), bias=False, dtype=rows.dtype)
-    head.weight = torch.nn.Parameter(rows, requires_grad=False)
-    model.lm_head = head
+    if label_ids is not None:
+        rows = model.get_output_embeddings().weight.detach()[label_ids].clone()
+        head = torch.nn.Linear(rows.shape[1], len(label_ids), bias=False, dtype=rows.dtype)
+        head.weight = torch.nn.Parameter(rows, requires_grad=False)
+        model.lm_head = head
     loader = _MODEL_LOADERS.get(type(model.config).__name__)
     if loader is None:
         raise ValueError(f"ctranslate2 cannot convert {type(model.config).__name__}")
@@ -119,17 +123,25 @@ def convert(model, tokenizer, label_ids: list[int], out: Path, quantization: str
     return out
 
 
-def converted_model(cfg: ModelConfig, base: str, use_adapter: bool, label_ids: list[int]) -> Path:
-    """The cached conversion for this base + adapter, made on first use (minutes for 1.5B)."""
-    key = conversion_key(cfg, base, use_adapter, label_ids)
-    folder = cache_folder(cfg, key)
+def cached_conversion(name: str, key: dict, load: Callable[[], tuple],
+                      label_ids: list[int] | None) -> Path:
+    """The conversion cached under `key` (its hash names the folder), made on first use from
+    the (model, tokenizer) that `load` returns: minutes for a 1.5B model."""
+    folder = cache_folder(name, key)
     if (folder / _META).exists() and json.loads((folder / _META).read_text()) == key:
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
-    model, tokenizer = _merged_model(cfg, base, use_adapter)
-    convert(model, tokenizer, label_ids, folder, cfg.ct2_compute_type)
+    model, tokenizer = load()
+    convert(model, tokenizer, label_ids, folder, key["quantization"])
     (folder / _META).write_text(json.dumps(key, indent=2) + "\n")
     return folder
+
+
+def converted_model(cfg: ModelConfig, base: str, use_adapter: bool, label_ids: list[int]) -> Path:
+    """The cached conversion for this base + adapter."""
+    key = conversion_key(cfg, base, use_adapter, label_ids)
+    return cached_conversion(cfg.name, key, lambda: _merged_model(cfg, base, use_adapter),
+                             label_ids)
 
 
 class Ct2LabelWordClassifier:

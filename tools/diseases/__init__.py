@@ -101,10 +101,10 @@ def find_candidates(
 ) -> list[Candidates]:
     """Every route's spans per document; the model route runs as one batch.
 
-    `chat_model` serves the "llm" route (default: the configured `diseases.llm_model`,
-    loaded once per process by tools.chat_model); `token_scores`, the model route's scores
-    computed earlier (the evaluations reuse them across runs and adapters), replace running
-    the encoder.
+    `chat_model` serves the "llm" route (default: the configured `diseases.llm_model` on
+    `chat.backend`, loaded once per process by tools.chat_model); `token_scores`, the model
+    route's scores computed earlier (the evaluations reuse them across runs and adapters),
+    replace running the encoder.
     """
     routes = _check_routes(routes)
     bad = [type(d).__name__ for d in docs if not isinstance(d, Preprocessed)]
@@ -130,7 +130,9 @@ def find_candidates(
         from tools.chat_model import get_chat_model
         from tools.diseases.llm import llm_spans
 
-        chat_model = chat_model or get_chat_model(load_settings().diseases.llm_model)
+        settings = load_settings()
+        chat_model = chat_model or get_chat_model(settings.diseases.llm_model,
+                                                  settings.chat.backend)
         for c in found:
             c.spans.extend(llm_spans(c.text, vocab, chat_model))
     return found
