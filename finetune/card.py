@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 
 def _calibration_text(out_dir: Path) -> str:
@@ -45,7 +46,7 @@ def _further_pass(summary: dict) -> tuple[str, str]:
 
 
 def write_model_card(out_dir: Path, summary: dict) -> None:
-    best = min(summary["history"], key=lambda h: h["val_loss"], default={})
+    best: dict[str, Any] = min(summary["history"], key=lambda h: h["val_loss"], default={})
     rows = "\n".join(
         f"| {h['step']} | {h['train_loss']:.4f} | {h['val_loss']:.4f} | {h['val_accuracy']:.3f} | {h['val_auc']:.4f} |"
         for h in summary["history"]

@@ -19,6 +19,7 @@ import random
 import sys
 import time
 from pathlib import Path
+from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 import torch
@@ -47,6 +48,18 @@ LORA = {
     "r": 32, "lora_alpha": 64, "lora_dropout": 0.0,  # no dropout: cheaper CPU steps
     "target_modules": ["query", "key", "value", "dense"],
 }
+
+
+class TrainState(TypedDict):
+    """What a checkpoint carries to resume a run (saved with torch.save as a plain dict)."""
+
+    step: int
+    epoch: int
+    in_epoch: NotRequired[int]  # batches done in the current epoch
+    best: float
+    best_dev: dict[str, float]
+    history: list[dict[str, Any]]
+    seconds: float
 
 
 def build_model(base_dir: Path, lora: dict = LORA):
@@ -183,7 +196,8 @@ def main(argv: list[str] | None = None) -> None:
                             weight_decay=0.01)
     steps_per_epoch = len(length_batches(train, args.batch_size, args.seed))
     total = steps_per_epoch * args.epochs
-    state = {"step": 0, "epoch": 0, "best": -1.0, "best_dev": {}, "history": [], "seconds": 0.0}
+    state: TrainState = {"step": 0, "epoch": 0, "best": -1.0, "best_dev": {}, "history": [],
+                         "seconds": 0.0}
     clock = {"t0": time.time()}
     budget = args.max_minutes * 60
 
@@ -273,13 +287,15 @@ def _warm_start(model, adapter_dir: Path) -> None:
     from safetensors.torch import load_file
 
     result = set_peft_model_state_dict(model, load_file(adapter_dir / "adapter_model.safetensors"))
-    missing = [k for k in result.missing_keys if "lora_" in k or "modules_to_save" in k]
+    # peft annotates the return as a bare `namedtuple`; it is torch's _IncompatibleKeys
+    keys = result.missing_keys  # type: ignore[attr-defined]
+    missing = [k for k in keys if "lora_" in k or "modules_to_save" in k]
     if missing:
         raise SystemExit(f"{adapter_dir} does not fit this LoRA config: {missing[:3]} missing")
     log.info("warm start from %s", adapter_dir)
 
 
-def _save(path: Path, model, opt, sched, state: dict, t0: float) -> None:
+def _save(path: Path, model, opt, sched, state: TrainState, t0: float) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     state["seconds"] = time.time() - t0
     trainable = {
