@@ -26,7 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from core import metrics as M
-from core.settings import PROJECT_ROOT, ConfigError, available_models, load_model_config
+from core.settings import (
+    PROJECT_ROOT,
+    Backend,
+    ConfigError,
+    available_models,
+    load_model_config,
+)
 from tools.classifier.calibration import Calibration
 
 REPORT_DIR = PROJECT_ROOT / "reports" / "classification"
@@ -87,7 +93,7 @@ def read_cached(path: Path, ids: list[str], version: str | None = None,
 
 def predict(model: str, variant: str, split: str, out: Path, refresh: bool,
             cached_only: bool = False, examples: list | None = None,
-            backend: str | None = None) -> dict:
+            backend: Backend | None = None) -> dict:
     """P(Cancer) for the split, from the cache or by running the model (then cached).
 
     `examples` (finetune.data.Example-like: abstract_id, text, label) scores another named

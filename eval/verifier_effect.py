@@ -151,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.sample:
             ids = sorted(random.Random(13).sample(ids, min(args.sample, len(ids))))
         rows = [InputRow(i, corpus[i].title, corpus[i].abstract) for i in ids]
-        gold = {i: corpus[i].label for i in ids}
+        gold = {i: label for i in ids if (label := corpus[i].label) is not None}
+        if len(gold) < len(ids):
+            raise SystemExit("the test split names abstracts without a gold label")
     pipeline = Pipeline(settings)
     pipeline.warm_up()
     load_before = os.getloadavg()[0]

@@ -532,7 +532,8 @@ def create_app(
     )
     app.state.service = service
     app.add_middleware(BodyLimit, limit=api.max_body_bytes)
-    app.add_exception_handler(RequestValidationError, _validation_error)
+    # the decorator form: add_exception_handler's stub wants a handler of any Exception
+    app.exception_handler(RequestValidationError)(_validation_error)
 
     def check_key(request: Request) -> None:
         if not api.key:
