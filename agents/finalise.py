@@ -62,7 +62,8 @@ def finalise_node(state: OncoState, config: RunnableConfig) -> dict:
         study_type=study_type(doc) if doc.status == "ok" else None,
         verifier=None if verifier is None else VerifierReport.model_validate(verifier),
         decision=classification.get("decision"),
-        model=_model_info(classification.get("model", settings.classifier.model), bool(classification)),
+        model=_model_info(classification.get("model", settings.classifier.model),
+                          bool(classification)),
         disease_models=_disease_models(tuple(settings.diseases.routes)),
         notes=notes,
     )

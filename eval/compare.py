@@ -51,7 +51,8 @@ def variant_label(model: str, variant: str) -> str:
     return SINGLE_LABEL.get(load_model_config(model).kind, variant)
 
 
-def _cache_path(out: Path, model: str, variant: str, split: str, backend: str | None = None) -> Path:
+def _cache_path(out: Path, model: str, variant: str, split: str,
+                backend: str | None = None) -> Path:
     """predictions/<model>__<variant>__<split>[__<backend>].csv (no suffix: torch)."""
     engine = "" if backend in (None, "torch") else f"__{backend}"
     return out / "predictions" / f"{load_model_config(model).name}__{variant}__{split}{engine}.csv"
@@ -298,7 +299,8 @@ def render_markdown(report: dict) -> str:
             if c := tp.get("ceiling"):
                 ceiling = f"{c['abstracts_per_s']:.2f}"
         wall = f"{tr['wall_time_s'] / 60:.1f}" if "wall_time_s" in tr else "-"
-        steps = " + ".join(map(str, tr["steps_per_pass"])) if "steps_per_pass" in tr else tr.get("steps", "-")
+        steps = (" + ".join(map(str, tr["steps_per_pass"])) if "steps_per_pass" in tr
+                 else tr.get("steps", "-"))
         lines.append(f"| {name} | {wall} | {tr.get('peak_rss_gib', '-')} | {steps} | {speed} | "
                      f"{ceiling} |")
     for name, entry in report["models"].items():

@@ -207,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "tuning.json").write_text(json.dumps(slim, indent=2) + "\n")
     (args.out / "tuning.md").write_text(_markdown(report))
     _plot(report, args.out / "tuning.png")
-    print(f"best: {json.dumps(as_settings(report['best'], report['model']))} -> {report['best']['accuracy']} "
+    best = json.dumps(as_settings(report["best"], report["model"]))
+    print(f"best: {best} -> {report['best']['accuracy']} "
           f"(current {report['current']['accuracy']}, none {report['no_verifier']['accuracy']})")
     return 0
 

@@ -109,7 +109,8 @@ class Trainer:
 
     def loss(self, examples: list[Example]) -> torch.Tensor:
         logits = self.head.logits(examples)
-        target = torch.tensor([1 - ex.label for ex in examples], device=logits.device)  # column 0 = Cancer
+        # column 0 = Cancer
+        target = torch.tensor([1 - ex.label for ex in examples], device=logits.device)
         return torch.nn.functional.cross_entropy(logits, target)
 
     @torch.no_grad()
@@ -329,7 +330,9 @@ def fit_classical(cfg: ModelConfig, out_dir: Path | None = None,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="default: the configured classifier")
-    parser.add_argument("--resume", action="store_true", help="continue from checkpoints/<model> (a further pass: checkpoints/<model>-from-<version>)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from checkpoints/<model> "
+                        "(a further pass: checkpoints/<model>-from-<version>)")
     parser.add_argument("--max-steps", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None, help="override the model's train.lr")
     parser.add_argument("--seed", type=int, default=None,
@@ -349,7 +352,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     init = args.init_adapter
-    if init and not all((init / f).exists() for f in ("adapter_config.json", "adapter_model.safetensors")):
+    adapter_files = ("adapter_config.json", "adapter_model.safetensors")
+    if init and not all((init / f).exists() for f in adapter_files):
         print(f"error: --init-adapter {init}: no saved LoRA adapter there "
               "(adapter_config.json and adapter_model.safetensors)", file=sys.stderr)
         return 2

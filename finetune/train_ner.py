@@ -267,13 +267,15 @@ def main(argv: list[str] | None = None) -> None:
         "base": "all-MiniLM-L6-v2 (tools.weights: minilm)", "labels": list(LABELS),
         "lora": lora, "max_length": MAX_LENGTH, "stride": STRIDE, "batch_size": args.batch_size,
         "lr": args.lr, "synonym_p": args.synonym_p,
-        "init": str(args.init) if args.init else None, "bf16": bf16, "seed": args.seed, "epochs_done": state["epoch"],
+        "init": str(args.init) if args.init else None, "bf16": bf16, "seed": args.seed,
+        "epochs_done": state["epoch"],
         "steps": state["step"], "minutes": round((time.time() - t0) / 60, 1),
         "threads": torch.get_num_threads(), "best_dev_f1": state["best_dev"],
         "history": state["history"], "limit": args.limit,
         "train_docs": {"ncbi": len(train_docs[TRAIN_FILES[0]]),
                        "bc5cdr": len(train_docs[TRAIN_FILES[1]])},
-        "command": "python -m finetune.train_ner " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m finetune.train_ner "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
     }
     (args.out / "training.json").write_text(json.dumps(info, indent=2) + "\n")
     _write_card(args.out, info)

@@ -476,7 +476,9 @@ def _short(value: Any) -> Any:
     sends a large input (or an unencodable one) back."""
     if isinstance(value, str):
         value = replace_surrogates(value)[0]
-        return value if len(value) <= ECHO_CHARS else f"{value[:ECHO_CHARS]}… ({len(value):,} chars)"
+        if len(value) <= ECHO_CHARS:
+            return value
+        return f"{value[:ECHO_CHARS]}… ({len(value):,} chars)"
     if isinstance(value, dict):
         items = list(value.items())
         short = {_short(str(k)): _short(v) for k, v in items[:10]}
@@ -484,7 +486,8 @@ def _short(value: Any) -> Any:
             short["…"] = f"{len(items)} keys"
         return short
     if isinstance(value, list | tuple):
-        return [_short(v) for v in value[:5]] + ([f"… ({len(value)} items)"] if len(value) > 5 else [])
+        more = [f"… ({len(value)} items)"] if len(value) > 5 else []
+        return [_short(v) for v in value[:5]] + more
     if value is None or isinstance(value, bool | int | float):
         return value
     return _short(str(value))

@@ -1,9 +1,9 @@
 """Wires the nodes into the OncoGraph StateGraph.
 
-    preprocess ─┬─> classify ─> extract_diseases ─> verify ─┬─> decide ─> analyse_citations ─> finalise
-                │       ^                                   │
-                │       └──────── re-query (bounded) ───────┘
-                └─> extract_diseases  (abstract missing and missing_abstract: skip)
+ preprocess ─┬─> classify ─> extract_diseases ─> verify ─┬─> decide ─> analyse_citations ─> finalise
+             │       ^                                   │
+             │       └──────── re-query (bounded) ───────┘
+             └─> extract_diseases  (abstract missing and missing_abstract: skip)
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ def build_graph() -> StateGraph:
     builder.add_node("analyse_citations", analyse_citations_node)
     builder.add_node("finalise", finalise_node)
     builder.add_edge(START, "preprocess")
-    builder.add_conditional_edges("preprocess", route_after_preprocess, ["classify", "extract_diseases"])
+    builder.add_conditional_edges("preprocess", route_after_preprocess,
+                                  ["classify", "extract_diseases"])
     builder.add_conditional_edges("classify", route_after_classify, ["verify", "extract_diseases"])
     builder.add_edge("extract_diseases", "verify")
     builder.add_conditional_edges(

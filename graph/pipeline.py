@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 def error_record(abstract_id: str, message: str) -> dict:
     """A row that could not be processed still gets a record saying why."""
     first_line = message.strip().splitlines()[0] if message.strip() else "unknown error"
-    return AbstractRecord(abstract_id=abstract_id, status=f"error: {first_line}").model_dump(mode="json")
+    record = AbstractRecord(abstract_id=abstract_id, status=f"error: {first_line}")
+    return record.model_dump(mode="json")
 
 
 def with_contract(record: dict, row: InputRow) -> dict:
@@ -48,7 +49,8 @@ class Pipeline:
         """Load every model now (API start-up, before timing a run), not on the first request."""
         start = time.perf_counter()
         self.process(
-            [InputRow("warm-up", "Lung cancer screening", "Non-small cell lung cancer (NSCLC) is common.")],
+            [InputRow("warm-up", "Lung cancer screening",
+                      "Non-small cell lung cancer (NSCLC) is common.")],
             run_id="warm-up",
         )
         self.ready = True
@@ -65,13 +67,15 @@ class Pipeline:
         todo = [(n, r) for n, r in enumerate(rows) if not r.error]
         configs = [
             {
-                "configurable": {"settings": self.settings, "thread_id": f"{call}:{n}:{r.abstract_id}"},
+                "configurable": {"settings": self.settings,
+                                 "thread_id": f"{call}:{n}:{r.abstract_id}"},
                 "max_concurrency": self.settings.run.max_concurrency,
                 "run_name": f"oncograph:{r.abstract_id}",
             }
             for n, r in todo
         ]
-        inputs = [{"abstract_id": r.abstract_id, "title": r.title, "abstract": r.abstract} for _, r in todo]
+        inputs = [{"abstract_id": r.abstract_id, "title": r.title, "abstract": r.abstract}
+                  for _, r in todo]
         outputs = self.graph.batch(inputs, configs, return_exceptions=True) if todo else []
         by_position: dict[int, dict] = {}
         for (n, row), out in zip(todo, outputs, strict=True):

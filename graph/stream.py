@@ -166,7 +166,8 @@ def _entry_row(fields: dict[str, str]) -> dict[str, Any]:
         notes = ["notes field of the entry was not JSON"]
     return {"id": fields["abstract_id"], "title": fields.get("title", ""),
             "abstract": fields.get("abstract", ""), "error": fields.get("error") or None,
-            "notes": notes if isinstance(notes, list) else [], "changed": bool(fields.get("changed"))}
+            "notes": notes if isinstance(notes, list) else [],
+            "changed": bool(fields.get("changed"))}
 
 
 @dataclass
@@ -265,7 +266,8 @@ class Worker:
         entries = cast(list[RawEntry], self.raw.xrange(self.keys.abstracts, min=entry_id,
                                                        max=entry_id))
         fields = entries[0][1] if entries else {}
-        return {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in fields.items()}
+        return {k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
+                for k, v in fields.items()}
 
     def _dead_letter(self, entry_id: str, fields: dict | None, reason: str) -> None:
         from graph.pipeline import error_record

@@ -71,7 +71,8 @@ SOURCES: dict[str, GgufSplit | WheelFolder] = {
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("ONCOGRAPH_CACHE", Path.home() / ".cache" / "oncograph")).expanduser()
+    default = Path.home() / ".cache" / "oncograph"
+    return Path(os.environ.get("ONCOGRAPH_CACHE", default)).expanduser()
 
 
 def model_dir(source_name: str) -> Path:
