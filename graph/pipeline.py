@@ -13,6 +13,9 @@ import time
 import uuid
 from collections.abc import Iterable
 
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
 from core.io import InputRow
 from core.schema import AbstractRecord
 from core.settings import Settings, load_settings
@@ -39,7 +42,8 @@ def with_contract(record: dict, row: InputRow) -> dict:
 
 
 class Pipeline:
-    def __init__(self, settings: Settings | None = None, checkpointer=None):
+    def __init__(self, settings: Settings | None = None,
+                 checkpointer: BaseCheckpointSaver | None = None) -> None:
         self.settings = settings or load_settings()
         self.graph = compile_graph(checkpointer)
         self.checkpointing = checkpointer is not None
@@ -65,7 +69,7 @@ class Pipeline:
         rows = list(rows)
         call = f"{run_id}-{uuid.uuid4().hex[:12]}"
         todo = [(n, r) for n, r in enumerate(rows) if not r.error]
-        configs = [
+        configs: list[RunnableConfig] = [
             {
                 "configurable": {"settings": self.settings,
                                  "thread_id": f"{call}:{n}:{r.abstract_id}"},

@@ -35,7 +35,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -404,7 +404,7 @@ def collect(client: redis.Redis, keys: Keys, output: Path) -> dict[str, int]:
 # ── command line ─────────────────────────────────────────────────────────────────────────
 
 
-def _at_least(minimum: float, kind: type = int):
+def _at_least(minimum: float, kind: type = int) -> Callable[[str], float]:
     """An argparse type refusing values under `minimum`: a worker that cannot work never starts."""
     def parse(text: str) -> float:
         value = kind(text)
