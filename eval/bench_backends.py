@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from core import metrics as M
-from core.settings import ConfigError, load_model_config
+from core.settings import Backend, ConfigError, load_model_config
 from eval.bench_classifier import compute_ceiling
 from eval.compare import REPORT_DIR, predict
 from tools.compute import compute_dtype
@@ -47,7 +47,7 @@ def _timed(scorer, texts: list[str], batch_size: int) -> float:
     return time.perf_counter() - start
 
 
-def speed(model: str, backends: list[str], batch_sizes: list[int], n: int) -> dict:
+def speed(model: str, backends: list[Backend], batch_sizes: list[int], n: int) -> dict:
     """abstracts/s per backend and batch size, with the bf16 ceiling measured around them."""
     from finetune.data import load_split
     from tools.classifier.registry import get_classifier
@@ -88,7 +88,7 @@ def _with_intervals(y: np.ndarray, p: np.ndarray) -> dict:
     return {k: {"value": report["metrics"][m], "ci95": report["ci95"][m]} for k, m in keep.items()}
 
 
-def agreement(model: str, backends: list[str], out: Path, split: str = "test") -> dict:
+def agreement(model: str, backends: list[Backend], out: Path, split: str = "test") -> dict:
     """Each backend's predictions against torch's (from the predictions cache or fresh)."""
     got = {b: predict(model, "finetuned", split, out, refresh=False, backend=b) for b in backends}
     ref = got["torch"]
@@ -114,7 +114,7 @@ def adopt(model: str, speed_rows: list[dict], table: dict, split: str = "test") 
     at_bs = {r["backend"]: r["abstracts_per_s"] for r in speed_rows if r["batch_size"] == bs}
     if not at_bs:
         raise ValueError(f"the configured batch size {bs} was not benchmarked")
-    fastest = max(at_bs, key=at_bs.get)
+    fastest = max(at_bs, key=lambda b: at_bs[b])
     t = table[fastest]
     auc_drop = round(table["torch"]["auc"]["value"] - t["auc"]["value"], 6)  # no float dust
     ok = split == "test" and t["decision_agreement"] >= MIN_AGREEMENT and auc_drop <= MAX_AUC_DROP

@@ -17,6 +17,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -58,8 +59,9 @@ def measure(steps: int, tokens: int, batch: int) -> dict:
 
     from tools.weights import prepare
 
-    out = {"load_at_start": round(os.getloadavg()[0], 2), "threads": torch.get_num_threads(),
-           "batch": batch, "tokens": tokens, "steps_timed": steps, "models": {}}
+    out: dict[str, Any] = {"load_at_start": round(os.getloadavg()[0], 2),
+                           "threads": torch.get_num_threads(), "batch": batch, "tokens": tokens,
+                           "steps_timed": steps, "models": {}}
     specs = {"minilm": ("minilm", ["query", "key", "value", "dense"]),
              "qwen2.5-0.5b": ("qwen2.5-0.5b", ["q_proj", "k_proj", "v_proj", "o_proj",
                                                 "gate_proj", "up_proj", "down_proj"])}
