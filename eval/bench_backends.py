@@ -99,7 +99,8 @@ def agreement(model: str, backends: list[Backend], out: Path, split: str = "test
         table[backend] = {
             "n": len(g["y"]),
             "calibration": g["calibration"],
-            "decision_agreement": float(np.mean((g["p"] >= M.THRESHOLD) == (ref["p"] >= M.THRESHOLD))),
+            "decision_agreement": float(np.mean((g["p"] >= M.THRESHOLD)
+                                                == (ref["p"] >= M.THRESHOLD))),
             "max_abs_dp": float(dp.max()), "mean_abs_dp": float(dp.mean()),
             "max_abs_dp_raw": float(dp_raw.max()), "mean_abs_dp_raw": float(dp_raw.mean()),
             "abstracts_per_s_200": g["run"].get("abstracts_per_s"),
@@ -118,7 +119,8 @@ def adopt(model: str, speed_rows: list[dict], table: dict, split: str = "test") 
     t = table[fastest]
     auc_drop = round(table["torch"]["auc"]["value"] - t["auc"]["value"], 6)  # no float dust
     ok = split == "test" and t["decision_agreement"] >= MIN_AGREEMENT and auc_drop <= MAX_AUC_DROP
-    return {"batch_size": bs, "fastest": fastest, "speedup_vs_torch": round(at_bs[fastest] / at_bs["torch"], 3),
+    return {"batch_size": bs, "fastest": fastest,
+            "speedup_vs_torch": round(at_bs[fastest] / at_bs["torch"], 3),
             "decision_agreement": t["decision_agreement"], "auc_drop": round(auc_drop, 4),
             "split": split, "default": fastest if ok else "torch", "passes": ok}
 
@@ -159,7 +161,8 @@ def write(report: dict, out: Path) -> Path:
         for r in s["rows"])
     agree_rows = "\n".join(
         f"| {b} | {t['decision_agreement']:.1%} | {t['max_abs_dp']:.4f} | {t['mean_abs_dp']:.4f} | "
-        f"{t['mean_abs_dp_raw']:.4f} | {_ci(t['accuracy'])} | {_ci(t['recall'])} | {_ci(t['auc'])} |"
+        f"{t['mean_abs_dp_raw']:.4f} | {_ci(t['accuracy'])} | {_ci(t['recall'])} | "
+        f"{_ci(t['auc'])} |"
         for b, t in report["agreement"].items())
     a = report["adoption"]
     verdict = (f"**torch stays** until the rule is applied to test figures: this run compared "
@@ -184,7 +187,8 @@ def write(report: dict, out: Path) -> Path:
         f"absolute rates).\n\n"
         f"## Adoption rule (written before the test figures)\n\n{ADOPTION}\n\n{verdict}\n\n"
         "## Speed (val abstracts, raw scores)\n\n"
-        f"{s['n']} val abstracts. bf16 ceiling measured in this run: {c0['abstracts_per_s']} abstracts/s before the "
+        f"{s['n']} val abstracts. bf16 ceiling measured in this run: "
+        f"{c0['abstracts_per_s']} abstracts/s before the "
         f"timings, {c1['abstracts_per_s']} after ({c0['gemm_gflops_bf16']} / "
         f"{c1['gemm_gflops_bf16']} GFLOP/s bf16 GEMM, {c0['gflop_per_abstract']} GFLOP per "
         f"abstract of {c0['mean_tokens']} tokens); shares use their mean, "
@@ -200,7 +204,8 @@ def write(report: dict, out: Path) -> Path:
         f"## Agreement with torch on the {next(iter(report['agreement'].values()))['n']} "
         f"{a['split']} "
         "abstracts (calibrated, each backend with its own val-fitted map)\n\n"
-        "| backend | decisions agree | max \\|dP\\| | mean \\|dP\\| | mean \\|dP\\| raw | accuracy | "
+        "| backend | decisions agree | max \\|dP\\| | mean \\|dP\\| | mean \\|dP\\| raw | "
+        "accuracy | "
         "recall | AUC |\n|---|---|---|---|---|---|---|---|\n"
         f"{agree_rows}\n\nIntervals: 95% bootstrap over the abstracts (core.metrics). The "
         "torch row reads the cached torch predictions of eval.compare (same adapter version and "
@@ -238,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.reuse_speed:
             if not saved.exists():
                 raise FileNotFoundError(f"--reuse-speed: no {saved} to take the speed from")
-            report.update({k: json.loads(saved.read_text())[k] for k in ("speed", "command", "when")})
+            previous = json.loads(saved.read_text())
+            report.update({k: previous[k] for k in ("speed", "command", "when")})
         else:
             report["speed"] = speed(args.model, args.backends, args.batch_sizes, args.n)
             args.out.mkdir(parents=True, exist_ok=True)

@@ -101,7 +101,8 @@ def bench(model: str, variant: str, batch_sizes: list[int], n: int, repeats: int
         "model": load_model_config(model).name, "variant": variant, "n": len(texts),
         "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
         "load_average_1m": load_avg, "load_s": round(load_s, 2), "repeats": repeats,
-        "results": results, "ceiling": ceiling, "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "results": results, "ceiling": ceiling,
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
 
 

@@ -48,7 +48,8 @@ def grid() -> list[MergeRule]:
             product(PRIORITIES, MODEL_SCORES, DICTIONARY_SUPPORTS, WIDEN_SCORES)]
 
 
-def document_folds(groups: dict[str, list[str]], k: int, seed: int = 0) -> dict[str, dict[str, int]]:
+def document_folds(groups: dict[str, list[str]], k: int,
+                   seed: int = 0) -> dict[str, dict[str, int]]:
     """Fold (0..k-1) of every document, per group (corpus): whole documents only, each group
     spread evenly over the folds, the same for the same ids and seed whatever their order.
 
