@@ -19,7 +19,7 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Any, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 import numpy as np
 import torch
@@ -38,6 +38,10 @@ from tools.diseases.ner import (
     predict_spans,
     windows,
 )
+
+if TYPE_CHECKING:  # heavy imports, loaded inside the functions that need them
+    from peft import PeftModel
+    from transformers import PreTrainedTokenizerBase
 
 log = logging.getLogger("train_ner")
 TRAIN_FILES = ("ncbi_disease/NCBItrainset_corpus.txt", "bc5cdr/CDR_TrainingSet.PubTator.txt")
@@ -62,7 +66,7 @@ class TrainState(TypedDict):
     seconds: float
 
 
-def build_model(base_dir: Path, lora: dict = LORA):
+def build_model(base_dir: Path, lora: dict = LORA) -> PeftModel:
     """Encoder + fresh 3-way head, wrapped with LoRA; the head is trained in full."""
     from peft import LoraConfig, TaskType, get_peft_model
     from transformers import AutoModelForTokenClassification
@@ -75,7 +79,8 @@ def build_model(base_dir: Path, lora: dict = LORA):
     return get_peft_model(model, config)
 
 
-def encode(tokenizer, docs: list[GoldDoc]) -> list[tuple[list[int], list[int]]]:
+def encode(tokenizer: PreTrainedTokenizerBase,
+           docs: list[GoldDoc]) -> list[tuple[list[int], list[int]]]:
     out = []
     for w in windows(tokenizer, [d.text for d in docs]):
         spans = [(m.start, m.end) for m in docs[w.doc].mentions]
@@ -282,7 +287,7 @@ def main(argv: list[str] | None = None) -> None:
     log.info("adapter in %s (best dev %s)", args.out, state["best_dev"])
 
 
-def _warm_start(model, adapter_dir: Path) -> None:
+def _warm_start(model: PeftModel, adapter_dir: Path) -> None:
     """Start from a trained adapter's LoRA and head weights (a cheaper run than from scratch
     when the CPU is shared)."""
     from peft import set_peft_model_state_dict
@@ -297,7 +302,8 @@ def _warm_start(model, adapter_dir: Path) -> None:
     log.info("warm start from %s", adapter_dir)
 
 
-def _save(path: Path, model, opt, sched, state: TrainState, t0: float) -> None:
+def _save(path: Path, model: PeftModel, opt: torch.optim.Optimizer,
+          sched: torch.optim.lr_scheduler.LRScheduler, state: TrainState, t0: float) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     state["seconds"] = time.time() - t0
     trainable = {
