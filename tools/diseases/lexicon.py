@@ -101,6 +101,7 @@ def build(data: Path) -> Vocabulary:
             words = key_of(term).split()
             if len(words) >= 2 and words[-1] == "neoplasm":
                 for head in ("tumor", "cancer", "carcinoma", "adenocarcinoma", "malignancy"):
+                    # float evidence in a Counter: the typeshed gap noted in add()
                     candidates[" ".join([*words[:-1], head])][cid] += 0.5  # type: ignore[assignment]
     # Modifier words are learnt against MEDIC names alone: with the train mentions in the
     # lexicon, every train phrase would already match whole and nothing would be learnt.
