@@ -16,9 +16,9 @@ test-unit:  ## in-process tests only (no redis, no subprocesses)
 test-integration:  ## redis-server, subprocesses and HTTP servers
 	$(PY) -m pytest -q -m integration
 
-lint:  ## ruff (line length 100), and mypy with strict flags on the ground floor (core/)
+lint:  ## ruff (line length 100), and mypy over every package (strict flags on core/)
 	$(PY) -m ruff check .
-	$(PY) -m mypy -p core
+	$(PY) -m mypy
 
 weights:  ## download, verify and convert the pinned offline weights into the cache
 	$(PY) -m tools.weights prepare qwen2.5-1.5b qwen2.5-0.5b minilm

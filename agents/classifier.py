@@ -11,18 +11,18 @@ from langchain_core.runnables import RunnableConfig
 
 from agents.runtime import settings_for
 from core.schema import Attempt
-from core.settings import LadderStep, Settings
+from core.settings import LadderStep, Settings, View
 from core.state import OncoState
 from tools.classifier.tool import classify_abstracts
 from tools.preprocess import Preprocessed, model_text
 
 
-def _effective(step: LadderStep, doc: Preprocessed, settings: Settings) -> tuple[str, str, str]:
-    view = step.view if doc.status == "ok" else "title_only"
+def _effective(step: LadderStep, doc: Preprocessed, settings: Settings) -> tuple[str, View, str]:
+    view: View = step.view if doc.status == "ok" else "title_only"
     return step.model or settings.classifier.model, view, step.prompt
 
 
-def next_call(state: OncoState, settings: Settings) -> tuple[str, str, str] | None:
+def next_call(state: OncoState, settings: Settings) -> tuple[str, View, str] | None:
     """(model, view, prompt) of the next classifier call, or None when the ladder is spent."""
     doc = Preprocessed.model_validate(state["doc"])
     done = {(a["model"], a["view"], a["prompt"]) for a in state.get("attempts", [])}

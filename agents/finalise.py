@@ -7,7 +7,13 @@ from functools import lru_cache
 from langchain_core.runnables import RunnableConfig
 
 from agents.runtime import settings_for
-from core.schema import AbstractRecord, ModelInfo
+from core.schema import (
+    AbstractRecord,
+    CitationAnalysis,
+    DiseaseMention,
+    ModelInfo,
+    VerifierReport,
+)
 from core.settings import load_model_config
 from core.state import OncoState
 from tools.classifier.tool import as_scores
@@ -42,20 +48,22 @@ def finalise_node(state: OncoState, config: RunnableConfig) -> dict:
             notes.append(f"classified from the title alone; confidence capped at {cap:.2f}")
         else:
             notes.append("not classified: preprocessing.missing_abstract is 'skip'")
+    verifier = state.get("verifier")
     record = AbstractRecord(
         abstract_id=str(state.get("abstract_id", "")),
         status=doc.status,
         predicted_labels=[classification["label"]] if classification else [],
         confidence_scores=as_scores(classification["p_cancer"]) if classification else {},
         extracted_diseases=state.get("diseases", []),
-        disease_mentions=state.get("mentions", []),
-        citations=state.get("citation_analysis", {}),
+        disease_mentions=[DiseaseMention.model_validate(m) for m in state.get("mentions", [])],
+        citations=CitationAnalysis.model_validate(state.get("citation_analysis", {})),
         metadata=doc.metadata,
         summary=state.get("summary"),
         study_type=study_type(doc) if doc.status == "ok" else None,
-        verifier=state.get("verifier"),
+        verifier=None if verifier is None else VerifierReport.model_validate(verifier),
         decision=classification.get("decision"),
-        model=_model_info(classification.get("model", settings.classifier.model), bool(classification)),
+        model=_model_info(classification.get("model", settings.classifier.model),
+                          bool(classification)),
         disease_models=_disease_models(tuple(settings.diseases.routes)),
         notes=notes,
     )

@@ -25,7 +25,8 @@ def verify_node(state: OncoState, config: RunnableConfig) -> dict:
     settings = settings_for(config)
     attempts = state.get("attempts", [])
     if not attempts:  # nothing was classified (row skipped by configuration)
-        return {"verifier": VerifierReport(attempts=0, agreed=True, reason="not classified").model_dump()}
+        report = VerifierReport(attempts=0, agreed=True, reason="not classified")
+        return {"verifier": report.model_dump()}
     decision = fused_decision(state, settings)
     problem = find_problem(decision.p_cancer, state.get("mentions", []),
                            settings.verifier.confidence_threshold, decision.threshold)

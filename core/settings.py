@@ -105,10 +105,12 @@ class PreprocessingSettings(_Strict):
     title_only_confidence_cap: float = Field(ge=0.5, le=1.0)
 
 
+# the classifier's input views (tools.preprocess.model_text renders them)
+View = Literal["title_and_abstract", "abstract_first", "title_only", "head_and_tail"]
+
+
 class LadderStep(_Strict):
-    view: Literal["title_and_abstract", "abstract_first", "title_only", "head_and_tail"] = (
-        "title_and_abstract"
-    )
+    view: View = "title_and_abstract"
     prompt: Literal["default", "definition"] = "default"
     model: str | None = None  # None = the configured classifier model
 

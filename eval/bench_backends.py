@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from core import metrics as M
-from core.settings import ConfigError, load_model_config
+from core.settings import Backend, ConfigError, load_model_config
 from eval.bench_classifier import compute_ceiling
 from eval.compare import REPORT_DIR, predict
 from tools.compute import compute_dtype
@@ -47,7 +47,7 @@ def _timed(scorer, texts: list[str], batch_size: int) -> float:
     return time.perf_counter() - start
 
 
-def speed(model: str, backends: list[str], batch_sizes: list[int], n: int) -> dict:
+def speed(model: str, backends: list[Backend], batch_sizes: list[int], n: int) -> dict:
     """abstracts/s per backend and batch size, with the bf16 ceiling measured around them."""
     from finetune.data import load_split
     from tools.classifier.registry import get_classifier
@@ -88,7 +88,7 @@ def _with_intervals(y: np.ndarray, p: np.ndarray) -> dict:
     return {k: {"value": report["metrics"][m], "ci95": report["ci95"][m]} for k, m in keep.items()}
 
 
-def agreement(model: str, backends: list[str], out: Path, split: str = "test") -> dict:
+def agreement(model: str, backends: list[Backend], out: Path, split: str = "test") -> dict:
     """Each backend's predictions against torch's (from the predictions cache or fresh)."""
     got = {b: predict(model, "finetuned", split, out, refresh=False, backend=b) for b in backends}
     ref = got["torch"]
@@ -99,7 +99,8 @@ def agreement(model: str, backends: list[str], out: Path, split: str = "test") -
         table[backend] = {
             "n": len(g["y"]),
             "calibration": g["calibration"],
-            "decision_agreement": float(np.mean((g["p"] >= M.THRESHOLD) == (ref["p"] >= M.THRESHOLD))),
+            "decision_agreement": float(np.mean((g["p"] >= M.THRESHOLD)
+                                                == (ref["p"] >= M.THRESHOLD))),
             "max_abs_dp": float(dp.max()), "mean_abs_dp": float(dp.mean()),
             "max_abs_dp_raw": float(dp_raw.max()), "mean_abs_dp_raw": float(dp_raw.mean()),
             "abstracts_per_s_200": g["run"].get("abstracts_per_s"),
@@ -114,11 +115,12 @@ def adopt(model: str, speed_rows: list[dict], table: dict, split: str = "test") 
     at_bs = {r["backend"]: r["abstracts_per_s"] for r in speed_rows if r["batch_size"] == bs}
     if not at_bs:
         raise ValueError(f"the configured batch size {bs} was not benchmarked")
-    fastest = max(at_bs, key=at_bs.get)
+    fastest = max(at_bs, key=lambda b: at_bs[b])
     t = table[fastest]
     auc_drop = round(table["torch"]["auc"]["value"] - t["auc"]["value"], 6)  # no float dust
     ok = split == "test" and t["decision_agreement"] >= MIN_AGREEMENT and auc_drop <= MAX_AUC_DROP
-    return {"batch_size": bs, "fastest": fastest, "speedup_vs_torch": round(at_bs[fastest] / at_bs["torch"], 3),
+    return {"batch_size": bs, "fastest": fastest,
+            "speedup_vs_torch": round(at_bs[fastest] / at_bs["torch"], 3),
             "decision_agreement": t["decision_agreement"], "auc_drop": round(auc_drop, 4),
             "split": split, "default": fastest if ok else "torch", "passes": ok}
 
@@ -159,7 +161,8 @@ def write(report: dict, out: Path) -> Path:
         for r in s["rows"])
     agree_rows = "\n".join(
         f"| {b} | {t['decision_agreement']:.1%} | {t['max_abs_dp']:.4f} | {t['mean_abs_dp']:.4f} | "
-        f"{t['mean_abs_dp_raw']:.4f} | {_ci(t['accuracy'])} | {_ci(t['recall'])} | {_ci(t['auc'])} |"
+        f"{t['mean_abs_dp_raw']:.4f} | {_ci(t['accuracy'])} | {_ci(t['recall'])} | "
+        f"{_ci(t['auc'])} |"
         for b, t in report["agreement"].items())
     a = report["adoption"]
     verdict = (f"**torch stays** until the rule is applied to test figures: this run compared "
@@ -184,7 +187,8 @@ def write(report: dict, out: Path) -> Path:
         f"absolute rates).\n\n"
         f"## Adoption rule (written before the test figures)\n\n{ADOPTION}\n\n{verdict}\n\n"
         "## Speed (val abstracts, raw scores)\n\n"
-        f"{s['n']} val abstracts. bf16 ceiling measured in this run: {c0['abstracts_per_s']} abstracts/s before the "
+        f"{s['n']} val abstracts. bf16 ceiling measured in this run: "
+        f"{c0['abstracts_per_s']} abstracts/s before the "
         f"timings, {c1['abstracts_per_s']} after ({c0['gemm_gflops_bf16']} / "
         f"{c1['gemm_gflops_bf16']} GFLOP/s bf16 GEMM, {c0['gflop_per_abstract']} GFLOP per "
         f"abstract of {c0['mean_tokens']} tokens); shares use their mean, "
@@ -200,7 +204,8 @@ def write(report: dict, out: Path) -> Path:
         f"## Agreement with torch on the {next(iter(report['agreement'].values()))['n']} "
         f"{a['split']} "
         "abstracts (calibrated, each backend with its own val-fitted map)\n\n"
-        "| backend | decisions agree | max \\|dP\\| | mean \\|dP\\| | mean \\|dP\\| raw | accuracy | "
+        "| backend | decisions agree | max \\|dP\\| | mean \\|dP\\| | mean \\|dP\\| raw | "
+        "accuracy | "
         "recall | AUC |\n|---|---|---|---|---|---|---|---|\n"
         f"{agree_rows}\n\nIntervals: 95% bootstrap over the abstracts (core.metrics). The "
         "torch row reads the cached torch predictions of eval.compare (same adapter version and "
@@ -238,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.reuse_speed:
             if not saved.exists():
                 raise FileNotFoundError(f"--reuse-speed: no {saved} to take the speed from")
-            report.update({k: json.loads(saved.read_text())[k] for k in ("speed", "command", "when")})
+            previous = json.loads(saved.read_text())
+            report.update({k: previous[k] for k in ("speed", "command", "when")})
         else:
             report["speed"] = speed(args.model, args.backends, args.batch_sizes, args.n)
             args.out.mkdir(parents=True, exist_ok=True)

@@ -79,7 +79,7 @@ def bench(model: str, variant: str, batch_sizes: list[int], n: int, repeats: int
     t0 = time.time()
     clf = get_classifier(model, variant)
     load_s = time.time() - t0
-    scorer = getattr(clf, "scorer", clf)
+    scorer = clf.scorer  # the model itself: its own batching, no calibration
     batched = "batch_size" in inspect.signature(scorer.predict_proba).parameters
     load_avg = round(os.getloadavg()[0], 2)
     results = []
@@ -101,7 +101,8 @@ def bench(model: str, variant: str, batch_sizes: list[int], n: int, repeats: int
         "model": load_model_config(model).name, "variant": variant, "n": len(texts),
         "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
         "load_average_1m": load_avg, "load_s": round(load_s, 2), "repeats": repeats,
-        "results": results, "ceiling": ceiling, "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "results": results, "ceiling": ceiling,
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
 
 

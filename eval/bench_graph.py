@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPORT_DIR)
     args = parser.parse_args(argv)
     try:
-        backends = args.backends or [load_model_config(load_settings(args.config).classifier.model).backend]
+        backends = args.backends or [
+            load_model_config(load_settings(args.config).classifier.model).backend]
         with tempfile.TemporaryDirectory() as folder:
             runs = [run_backend(args.config, b, args.n, Path(folder)) for b in backends]
     except (ConfigError, FileNotFoundError, ValueError) as exc:

@@ -23,9 +23,10 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from core.io import read_folder
-from core.settings import PROJECT_ROOT, load_settings
+from core.settings import PROJECT_ROOT, View, load_settings
 from tools.citations import analyse_citations
 from tools.preprocess import model_text, preprocess
 from tools.summary import study_type
@@ -63,7 +64,7 @@ def census(rows: list) -> dict:
     metadata_files: Counter[str] = Counter()
     citations: Counter[str] = Counter()
     citation_files: Counter[str] = Counter()
-    functions: Counter[str] = Counter()
+    functions: Counter[str | None] = Counter()  # None: a citation the rules gave no function
     study_types: dict[str, Counter[str]] = {}
     sections = with_sections = markup_files = with_citations = 0
     for row in rows:
@@ -108,10 +109,13 @@ def compare_with_revision(rows: list, rev: str) -> dict:
         path = Path(tmp) / "preprocess_baseline.py"
         path.write_text(source.stdout)
         spec = importlib.util.spec_from_file_location("preprocess_baseline", path)
+        if spec is None or spec.loader is None:
+            raise SystemExit(f"error: cannot load tools/preprocess.py of {rev} as a module")
         baseline = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = baseline  # pydantic resolves annotations through the module
         spec.loader.exec_module(baseline)
-    views = ("title_and_abstract", "abstract_first", "title_only", "head_and_tail")
+    views: tuple[View, ...] = ("title_and_abstract", "abstract_first", "title_only",
+                               "head_and_tail")
     changed, changed_any, explained = [], [], 0
     for row in rows:
         new, old = preprocess(row.title, row.abstract), baseline.preprocess(row.title, row.abstract)
@@ -147,7 +151,7 @@ def _plot(result: dict, path: Path) -> None:
     left.legend()
     found = {f"metadata: {k}": v for k, v in result["census"]["metadata_items"].items()}
     found |= {f"citation: {k}": v for k, v in result["census"]["citations"].items()}
-    names = sorted(found, key=found.get)
+    names = sorted(found, key=lambda n: found[n])
     right.barh(names, [found[n] for n in names], color="#55A868")
     for y, n in enumerate(names):
         right.text(found[n], y, f" {found[n]}", va="center", fontsize=8)
@@ -243,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     throughput(rows[:100], 1)  # warm-up: regex compilation caches, imports
     rates = throughput(rows, args.passes)
     load_end = _load_average()
-    result = {
+    result: dict[str, Any] = {
         "abstracts": len(rows),
         "cpu": platform.processor() or platform.machine(),
         "python": platform.python_version(),

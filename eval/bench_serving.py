@@ -26,11 +26,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import cast
 
 from core.io import InputRow
 from core.settings import PROJECT_ROOT, load_settings
 from eval.loadtest import REPORT_DIR, sample_abstracts
-from graph.stream import Keys, connect, ensure_group, produce
+from graph.stream import Entry, Keys, connect, ensure_group, produce
 
 
 @contextmanager
@@ -119,7 +120,8 @@ def bench_stream(url: str, rows: list[InputRow], batch: int, workers: int, cli_a
             p.terminate()
         for p in procs:
             p.wait(timeout=30)
-    records = [json.loads(f["record"]) for _, f in client.xrange(keys.results)]
+    results = cast(list[Entry], client.xrange(keys.results))  # graph.stream: the reply's shape
+    records = [json.loads(f["record"]) for _, f in results]
     return {"config": f"stream b{batch} w{workers}", "batch_size": batch, "workers": workers,
             "threads_per_worker": threads, "load_seconds": round(load, 1),
             "seconds": round(seconds, 2),

@@ -24,7 +24,7 @@ from tools.classifier.registry import SINGLE_VARIANT_KINDS
 
 
 def calibrate(model: str, refresh: bool = False, out: Path = REPORT_DIR,
-              backend: str | None = None) -> Calibration:
+              backend: Backend | None = None) -> Calibration:
     """Fit on the val predictions (cached under `out`); the adapter's card quotes the new map.
     A non-torch `backend` gets its own map from its own val scores (calibration-<backend>.json)."""
     cfg = load_model_config(model)

@@ -270,7 +270,8 @@ def write_markdown(report: dict, path: Path) -> None:
         "",
         "## Cost",
         "",
-        f"Per abstract with citations (n = {c.get('abstracts')}): median **{c.get('median_s')} s**, "
+        f"Per abstract with citations (n = {c.get('abstracts')}): "
+        f"median **{c.get('median_s')} s**, "
         f"mean {c.get('mean_s')} s, p90 {c.get('p90_s')} s, max {c.get('max_s')} s; "
         f"{c.get('s_per_citation')} s per citation."
         + (f" The median is {c['median_vs_one_classification']}x one classification of an "

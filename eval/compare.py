@@ -26,7 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from core import metrics as M
-from core.settings import PROJECT_ROOT, ConfigError, available_models, load_model_config
+from core.settings import (
+    PROJECT_ROOT,
+    Backend,
+    ConfigError,
+    available_models,
+    load_model_config,
+)
 from tools.classifier.calibration import Calibration
 
 REPORT_DIR = PROJECT_ROOT / "reports" / "classification"
@@ -45,7 +51,8 @@ def variant_label(model: str, variant: str) -> str:
     return SINGLE_LABEL.get(load_model_config(model).kind, variant)
 
 
-def _cache_path(out: Path, model: str, variant: str, split: str, backend: str | None = None) -> Path:
+def _cache_path(out: Path, model: str, variant: str, split: str,
+                backend: str | None = None) -> Path:
     """predictions/<model>__<variant>__<split>[__<backend>].csv (no suffix: torch)."""
     engine = "" if backend in (None, "torch") else f"__{backend}"
     return out / "predictions" / f"{load_model_config(model).name}__{variant}__{split}{engine}.csv"
@@ -87,7 +94,7 @@ def read_cached(path: Path, ids: list[str], version: str | None = None,
 
 def predict(model: str, variant: str, split: str, out: Path, refresh: bool,
             cached_only: bool = False, examples: list | None = None,
-            backend: str | None = None) -> dict:
+            backend: Backend | None = None) -> dict:
     """P(Cancer) for the split, from the cache or by running the model (then cached).
 
     `examples` (finetune.data.Example-like: abstract_id, text, label) scores another named
@@ -292,7 +299,8 @@ def render_markdown(report: dict) -> str:
             if c := tp.get("ceiling"):
                 ceiling = f"{c['abstracts_per_s']:.2f}"
         wall = f"{tr['wall_time_s'] / 60:.1f}" if "wall_time_s" in tr else "-"
-        steps = " + ".join(map(str, tr["steps_per_pass"])) if "steps_per_pass" in tr else tr.get("steps", "-")
+        steps = (" + ".join(map(str, tr["steps_per_pass"])) if "steps_per_pass" in tr
+                 else tr.get("steps", "-"))
         lines.append(f"| {name} | {wall} | {tr.get('peak_rss_gib', '-')} | {steps} | {speed} | "
                      f"{ceiling} |")
     for name, entry in report["models"].items():

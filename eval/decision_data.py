@@ -104,8 +104,9 @@ def load_rows(name: str, settings: Settings, out: Path = REPORT_DIR,
     y = np.array([e.label for e in examples], dtype=int)
     p1 = p2 = np.full(len(examples), np.nan)
     if scores:  # rounded as the graph's attempts hold them
-        p1 = np.round(predict(model, "finetuned", name, out, False, cached_only, examples)["p"], 6)
-        p2 = np.round(predict(call[0], "finetuned", name, out, False, cached_only, examples)["p"], 6)
+        common = (name, out, False, cached_only, examples)
+        p1 = np.round(predict(model, "finetuned", *common)["p"], 6)
+        p2 = np.round(predict(call[0], "finetuned", *common)["p"], 6)
     evidence = [
         Evidence.from_state([{"model": model, "view": FIRST_VIEW, "prompt": FIRST_PROMPT,
                               "p_cancer": p}], ms)

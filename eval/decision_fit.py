@@ -93,6 +93,8 @@ def fit_stages(rows: Rows, idx: np.ndarray, variant: str, c: float,
             features = ("first_call",)
         calls = tuple(f for f in features if f not in EVIDENCE_FEATURES)
         if variant == "cross-fit":
+            if evidence is None:
+                raise ValueError("cross-fit needs the evidence model's out-of-fold logits")
             oof, ev = evidence
             x = np.column_stack([design(rows, calls, idx), oof[idx]])
             b, w = fit_lr(x, rows.y[idx], c)
@@ -129,13 +131,16 @@ def cross_validate(rows: Rows, variant: str, c: float, target: float, confidence
     fitted = [(held, fit_stages(rows, train, variant, c, evidence)) for train, held in splits]
     threshold = 0.5
     for _ in range(3):
-        p, y, asked = [], [], []
+        p_parts: list[np.ndarray] = []
+        y_parts: list[np.ndarray] = []
+        asked_parts: list[np.ndarray] = []
         for held, stages in fitted:
             ph, ah = policy(rows, held, stages, threshold, confidence)
-            p.append(ph)
-            asked.append(ah)
-            y.append(rows.y[held])
-        p, y, asked = np.concatenate(p), np.concatenate(y), np.concatenate(asked)
+            p_parts.append(ph)
+            asked_parts.append(ah)
+            y_parts.append(rows.y[held])
+        p, y = np.concatenate(p_parts), np.concatenate(y_parts)
+        asked = np.concatenate(asked_parts)
         threshold = choose_threshold(p, y, target)
     return {"p": p, "y": y, "requeried": asked, "threshold": threshold}
 
@@ -170,6 +175,7 @@ def fit(settings: Settings, repeats: int, out: Path, folder: Path,
         for c in C_GRID if variant != "first-call" else (1.0,):
             evidence = None
             if variant == "cross-fit":
+                assert train is not None  # loaded above when cross-fit is among the variants
                 [_, oof], ev = evidence_scores([train, val], c)
                 evidence = (oof, ev)
             cv = cross_validate(val, variant, c, target, confidence, repeats, evidence)

@@ -185,7 +185,8 @@ def _markdown(report: dict) -> str:
             f"{report['corpora'][c]['counts'][k]} ({report['corpora'][c]['share'][k]:.0%})"
             for c in corpora) + " |" for k in CLASSES),
         "| **all errors** | " + " | ".join(
-            f"{report['corpora'][c]['errors']} (gold mentions {report['corpora'][c]['gold_mentions']})"
+            f"{report['corpora'][c]['errors']} "
+            f"(gold mentions {report['corpora'][c]['gold_mentions']})"
             for c in corpora) + " |",
         "",
     ]

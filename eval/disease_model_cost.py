@@ -17,6 +17,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -58,8 +59,9 @@ def measure(steps: int, tokens: int, batch: int) -> dict:
 
     from tools.weights import prepare
 
-    out = {"load_at_start": round(os.getloadavg()[0], 2), "threads": torch.get_num_threads(),
-           "batch": batch, "tokens": tokens, "steps_timed": steps, "models": {}}
+    out: dict[str, Any] = {"load_at_start": round(os.getloadavg()[0], 2),
+                           "threads": torch.get_num_threads(), "batch": batch, "tokens": tokens,
+                           "steps_timed": steps, "models": {}}
     specs = {"minilm": ("minilm", ["query", "key", "value", "dense"]),
              "qwen2.5-0.5b": ("qwen2.5-0.5b", ["q_proj", "k_proj", "v_proj", "o_proj",
                                                 "gate_proj", "up_proj", "down_proj"])}
@@ -105,7 +107,8 @@ def _markdown(r: dict) -> str:
         f"({r['minilm_recorded']['steps_per_epoch']:.0f} steps/epoch, "
         f"{r['minilm_recorded']['epochs']} epochs in {r['minilm_recorded']['minutes']} min), so "
         f"one Qwen2.5-0.5B epoch would take about **{r['qwen_estimate_minutes_per_epoch']} min** "
-        f"on 2 unshared cores ({'within' if r['fits_budget'] else 'over'} the {BUDGET_MIN:.0f}-minute "
+        f"on 2 unshared cores ({'within' if r['fits_budget'] else 'over'} "
+        f"the {BUDGET_MIN:.0f}-minute "
         "budget for one epoch; the MiniLM adapter needed "
         f"{r['minilm_recorded']['epochs']} epochs, so only a one-epoch run fits). The shapes are "
         "small to keep the measurement short on a shared machine; at small shapes fixed "

@@ -48,7 +48,8 @@ def grid() -> list[MergeRule]:
             product(PRIORITIES, MODEL_SCORES, DICTIONARY_SUPPORTS, WIDEN_SCORES)]
 
 
-def document_folds(groups: dict[str, list[str]], k: int, seed: int = 0) -> dict[str, dict[str, int]]:
+def document_folds(groups: dict[str, list[str]], k: int,
+                   seed: int = 0) -> dict[str, dict[str, int]]:
     """Fold (0..k-1) of every document, per group (corpus): whole documents only, each group
     spread evenly over the folds, the same for the same ids and seed whatever their order.
 
@@ -171,8 +172,10 @@ def write_config(best: dict, path: Path = CONFIG) -> None:
               "min_dictionary_support": f"{best['min_dictionary_support']:g}",
               "min_widen_score": widen}
     for key, value in values.items():
-        text, n = re.subn(rf"^(  {key}:[ ]*)(\S.*?)(\s*(?:#.*)?)$",
-                          lambda m, v=value: m.group(1) + v + m.group(3), text, count=1,
+        def keep_spacing(m: re.Match[str], v: str = value) -> str:
+            return m.group(1) + v + m.group(3)
+
+        text, n = re.subn(rf"^(  {key}:[ ]*)(\S.*?)(\s*(?:#.*)?)$", keep_spacing, text, count=1,
                           flags=re.M)
         if n != 1:
             raise SystemExit(f"{path}: no `diseases.{key}` line to set")

@@ -267,7 +267,8 @@ def main(argv: list[str] | None = None) -> None:
             cpu0 = time.process_time()
             _, seconds = predict(speed_docs, ROUTE_SETS[route], rule)
             cpu = time.process_time() - cpu0
-            result["speed"] = {"docs": len(speed_docs), "load_at_start": round(os.getloadavg()[0], 2),
+            result["speed"] = {"docs": len(speed_docs),
+                               "load_at_start": round(os.getloadavg()[0], 2),
                                "abstracts_per_s": round(len(speed_docs) / seconds, 1),
                                "abstracts_per_cpu_s": round(len(speed_docs) / cpu, 1)}
             result["abstracts_per_s"] = result["speed"]["abstracts_per_s"]

@@ -317,7 +317,8 @@ model listed (a subset by definition). P(Cancer) per model; token positions coun
 the start of the classifier's text, before clipping (budget {report['budget']} tokens);
 "in input": a keyword or cancer mention survives the clipping.
 
-| id | title | gold | {' | '.join(models)} | models wrong | keywords | first keyword token | first concept token | tokens | in input | cancer concepts | category |
+| id | title | gold | {' | '.join(models)} | models wrong | keywords | first keyword token | \
+first concept token | tokens | in input | cancer concepts | category |
 |---|---|---|{'---|' * len(models)}---|---|---|---|---|---|---|---|
 {rows}
 

@@ -274,7 +274,8 @@ def write_report(result: dict, out_dir: Path, name: str) -> Path:
         lat = p["latency_s"]
         rows.append(
             f"| {p['clients']} | {p['requests_sent']} | {p['answered_200']} | {p['lost']} | "
-            f"{p['gave_up_at_deadline']} | {lat['p50']} | {lat['p95']} | {lat['p99']} | {p['throughput_per_s']} | {codes_text} |"
+            f"{p['gave_up_at_deadline']} | {lat['p50']} | {lat['p95']} | {lat['p99']} | "
+            f"{p['throughput_per_s']} | {codes_text} |"
         )
     env, server, model = result["environment"], result["server"], result["model"]
     md = [

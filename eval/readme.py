@@ -20,7 +20,8 @@ REPORTS = PROJECT_ROOT / "reports"
 
 # (title, report file, heading of an extra section to copy or None)
 SECTIONS = [
-    ("Classification: fine-tuned vs zero-shot on the fixed test split", "classification/comparison.md", "Verdicts"),
+    ("Classification: fine-tuned vs zero-shot on the fixed test split",
+     "classification/comparison.md", "Verdicts"),
     ("Cost and speed of each classifier", "classification/comparison.md#Cost", None),
     ("Float type: emulated bf16 or fp32 on this CPU (torch models, one run)",
      "classification/dtype.md", None),
@@ -28,7 +29,8 @@ SECTIONS = [
      "classification/backends_qwen2.5-1.5b.md#Speed (val abstracts, raw scores)",
      "Agreement with torch on the 200 test abstracts (calibrated, each backend with its own "
      "val-fitted map)"),
-    ("Where the classifiers' test errors come from", "classification/audit.md#Errors by category", None),
+    ("Where the classifiers' test errors come from",
+     "classification/audit.md#Errors by category", None),
     ("The whole graph against the compute ceiling (one run per backend)",
      "classification/graph_ceiling.md", None),
     ("The verifier on the test split (whole graph)", "verifier/README.md", None),
@@ -43,7 +45,8 @@ SECTIONS = [
     ("Citation analysis: the LLM against the rules", "citations/llm.md#Cost", None),
     ("Preprocessing speed", "preprocessing/bench.md", None),
     ("Serving", "serving/loadtest.md", "Against one classifier call"),
-    ("Stream workers vs CLI batch throughput (keyword-rule model: serving overhead at its worst)", "serving/throughput-keyword-rule.md", None),
+    ("Stream workers vs CLI batch throughput (keyword-rule model: serving overhead at its worst)",
+     "serving/throughput-keyword-rule.md", None),
 ]
 
 
@@ -100,7 +103,8 @@ def example_block(path: Path) -> str:
             shown[key] = shown[key][:3] + [f"... {len(record[key]) - 3} more"]
     shown["verifier"] = {k: v for k, v in (record.get("verifier") or {}).items() if k != "history"}
     if record.get("verifier"):
-        shown["verifier"]["history"] = f"{len(record['verifier']['history'])} attempt(s), omitted here"
+        attempts = len(record["verifier"]["history"])
+        shown["verifier"]["history"] = f"{attempts} attempt(s), omitted here"
     return (
         f"A record from `make run` (`{path.relative_to(PROJECT_ROOT)}`; long lists shortened):\n\n"
         "```json\n" + json.dumps(shown, indent=2, ensure_ascii=False) + "\n```"

@@ -23,7 +23,7 @@ from itertools import permutations, product
 from pathlib import Path
 from statistics import fmean
 
-from core.settings import PROJECT_ROOT, LadderStep, Settings, load_settings
+from core.settings import PROJECT_ROOT, LadderStep, Settings, View, load_settings
 from finetune.data import load_corpus, read_split
 from tools.decision import find_problem
 from tools.diseases import extract_batch
@@ -32,15 +32,16 @@ from tools.preprocess import Preprocessed, model_text, preprocess
 REPORT_DIR = PROJECT_ROOT / "reports" / "verifier"
 THRESHOLDS = (0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99)
 OTHER_MODELS = ("tfidf-logreg", "minilm", "keyword-rule")
-Call = tuple[str, str, str]  # (model, view, prompt), as agents.classifier names a call
+Call = tuple[str, View, str]  # (model, view, prompt), as agents.classifier names a call
 
 
 def candidate_calls(model: str) -> list[Call]:
     """The first call, then the rungs a ladder may use: the same model on another view or
     prompt (each costs a pass over the split: ~5 min for the 1.5B on val), other models."""
-    own = [(model, view, prompt) for view, prompt in (
+    rungs: tuple[tuple[View, str], ...] = (
         ("title_and_abstract", "default"), ("abstract_first", "default"),
-        ("head_and_tail", "default"), ("abstract_first", "definition"))]
+        ("head_and_tail", "default"), ("abstract_first", "definition"))
+    own = [(model, view, prompt) for view, prompt in rungs]
     return own + [(m, "title_and_abstract", "default") for m in OTHER_MODELS if m != model]
 
 
@@ -206,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "tuning.json").write_text(json.dumps(slim, indent=2) + "\n")
     (args.out / "tuning.md").write_text(_markdown(report))
     _plot(report, args.out / "tuning.png")
-    print(f"best: {json.dumps(as_settings(report['best'], report['model']))} -> {report['best']['accuracy']} "
+    best = json.dumps(as_settings(report["best"], report["model"]))
+    print(f"best: {best} -> {report['best']['accuracy']} "
           f"(current {report['current']['accuracy']}, none {report['no_verifier']['accuracy']})")
     return 0
 

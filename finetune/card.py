@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 
 def _calibration_text(out_dir: Path) -> str:
@@ -12,8 +13,10 @@ def _calibration_text(out_dir: Path) -> str:
     cal = Calibration.load(out_dir)
     if cal is None:
         return ""
+    sign = "-" if cal.intercept < 0 else "+"
     return f"""## Calibration
-`calibration.json`: Platt scaling P' = sigmoid({cal.slope:.3f} * logit(P) {"-" if cal.intercept < 0 else "+"} {abs(cal.intercept):.3f}),
+`calibration.json`: Platt scaling P' = sigmoid({cal.slope:.3f} * logit(P) {sign} \
+{abs(cal.intercept):.3f}),
 fitted on the {cal.n} {cal.fitted_on} abstracts' scores of this adapter; the fine-tuned
 classifier applies it (`python -m eval.calibrate --model <model>` refits it).
 """
@@ -32,27 +35,33 @@ def _further_pass(summary: dict) -> tuple[str, str]:
     init = summary.get("init_adapter")
     model = summary["model"]
     if not init:
-        return "", f"`python -m finetune.train --model {model}` (add `--resume` to continue from `checkpoints/`)."
+        return "", (f"`python -m finetune.train --model {model}` "
+                    "(add `--resume` to continue from `checkpoints/`).")
     total = (summary["wall_time_s"] + (init.get("wall_time_s") or 0)) / 60
     run = (f"This pass started from adapter `{init.get('version')}` ({init.get('steps')} steps, "
-           f"best val loss {init.get('best_val_loss') or float('nan'):.4f}), with a fresh optimiser "
-           f"and schedule; both passes together took {total:.1f} min.\n")
+           f"best val loss {init.get('best_val_loss') or float('nan'):.4f}), "
+           f"with a fresh optimiser and schedule; both passes together took {total:.1f} min.\n")
     regenerate = (
-        f"Two passes: `python -m finetune.train --model {init.get('model') or model} --seed {init.get('seed')} "
-        f"--output FIRST`, then `python -m finetune.train --model {model} --init-adapter FIRST "
+        f"Two passes: `python -m finetune.train --model {init.get('model') or model} "
+        f"--seed {init.get('seed')} --output FIRST`, "
+        f"then `python -m finetune.train --model {model} --init-adapter FIRST "
         f"--seed {summary['train']['seed']}` (add `--resume` to continue from `checkpoints/`).")
     return run, regenerate
 
 
 def write_model_card(out_dir: Path, summary: dict) -> None:
-    best = min(summary["history"], key=lambda h: h["val_loss"], default={})
+    best: dict[str, Any] = min(summary["history"], key=lambda h: h["val_loss"], default={})
     rows = "\n".join(
-        f"| {h['step']} | {h['train_loss']:.4f} | {h['val_loss']:.4f} | {h['val_accuracy']:.3f} | {h['val_auc']:.4f} |"
+        f"| {h['step']} | {h['train_loss']:.4f} | {h['val_loss']:.4f} | {h['val_accuracy']:.3f} "
+        f"| {h['val_auc']:.4f} |"
         for h in summary["history"]
     )
     lora = summary["lora"]
     train = summary["train"]
     further, regenerate = _further_pass(summary)
+    layers = (f"top {lora['top_layers']} layers only (backward stops there)"
+              if lora.get("top_layers") else "all layers")
+    nan = float("nan")
     text = f"""# {summary['model']} LoRA adapter (OncoGraph)
 
 Cancer / Non-Cancer classifier for PubMed titles + abstracts. Version `{summary['version']}`.
@@ -64,16 +73,19 @@ Fixed stratified split of the 1000 labelled abstracts (`finetune/splits/`, made 
 (title + cleaned abstract, no PMID), clipped to {summary['max_length']} tokens{_clipping(summary)}.
 
 ## Hyperparameters
-LoRA r={lora['r']}, alpha={lora['alpha']}, dropout={lora['dropout']}, targets {', '.join(lora['target_modules'])},
-{f"top {lora['top_layers']} layers only (backward stops there)" if lora.get('top_layers') else "all layers"};
+LoRA r={lora['r']}, alpha={lora['alpha']}, dropout={lora['dropout']}, \
+targets {', '.join(lora['target_modules'])},
+{layers};
 AdamW lr {train['lr']}, batch {train['batch_size']}, warmup {train['warmup_ratio']}, linear decay,
 gradient checkpointing {train['gradient_checkpointing']}, seed {train['seed']}.
 Trainable parameters: {summary['trainable_params']:,}.
 
 ## Training run
 Stopped by {summary['stopped']} after {summary['steps']} steps. The adapter saved here is the
-checkpoint with the best val loss: step {best.get('step', '?')}, val loss {best.get('val_loss', float('nan')):.4f}
-(val accuracy {best.get('val_accuracy', float('nan')):.3f}). Wall time {summary['wall_time_s'] / 60:.1f} min on
+checkpoint with the best val loss: step {best.get('step', '?')}, \
+val loss {best.get('val_loss', nan):.4f}
+(val accuracy {best.get('val_accuracy', nan):.3f}). \
+Wall time {summary['wall_time_s'] / 60:.1f} min on
 {summary['threads']} CPU threads, peak RSS {summary['peak_rss_gib']:.1f} GiB.
 {further}
 | step | train loss (EMA) | val loss | val accuracy | val AUC |

@@ -32,7 +32,8 @@ def make_split(seed: int = 13) -> dict[str, list[str]]:
         targets = {name: round(frac * total) for name, frac in FRACTIONS.items()}
         for unit in units:
             # fill the split furthest below its target, largest fraction first on ties
-            name = max(FRACTIONS, key=lambda n: (targets[n] - sum(label[i] == cls for i in splits[n]), FRACTIONS[n]))
+            name = max(FRACTIONS, key=lambda n: (
+                targets[n] - sum(label[i] == cls for i in splits[n]), FRACTIONS[n]))
             splits[name].extend(unit)
     return {name: sorted(ids) for name, ids in splits.items()}
 

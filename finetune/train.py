@@ -109,7 +109,8 @@ class Trainer:
 
     def loss(self, examples: list[Example]) -> torch.Tensor:
         logits = self.head.logits(examples)
-        target = torch.tensor([1 - ex.label for ex in examples], device=logits.device)  # column 0 = Cancer
+        # column 0 = Cancer
+        target = torch.tensor([1 - ex.label for ex in examples], device=logits.device)
         return torch.nn.functional.cross_entropy(logits, target)
 
     @torch.no_grad()
@@ -135,7 +136,7 @@ class Trainer:
     def save_checkpoint(self) -> None:
         tmp = self.ckpt_dir.with_name(self.ckpt_dir.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        self.model.save_pretrained(tmp)
+        self.model.save_pretrained(str(tmp))
         torch.save(
             {
                 "optimizer": self.optimizer.state_dict(),
@@ -164,10 +165,11 @@ class Trainer:
             if saved.get(key) != getattr(ours, key):
                 raise AdapterMismatch(f"adapter {folder}: {key} is {saved.get(key)}, this "
                                       f"config trains {getattr(ours, key)}")
-        if set(saved.get("target_modules") or []) != set(ours.target_modules):
+        targets = set(self.cfg.lora.target_modules)  # what __init__ gave LoraConfig
+        if set(saved.get("target_modules") or []) != targets:
             raise AdapterMismatch(f"adapter {folder}: target_modules "
                                   f"{saved.get('target_modules')} differ from this config's "
-                                  f"{sorted(ours.target_modules)}")
+                                  f"{sorted(targets)}")
         set_peft_model_state_dict(self.model, load_file(folder / "adapter_model.safetensors"))
 
     def load_checkpoint(self) -> None:
@@ -205,9 +207,12 @@ def train(cfg: ModelConfig, resume: bool = False, base: str | None = None,
     out_dir = out_dir or cfg.adapter_path()
     if out_dir is None:
         raise ValueError(f"model {cfg.name} has no adapter folder configured")
-    init = _init_record(init_adapter) if init_adapter else None  # read before out_dir is rewritten
-    # a further pass keeps its own checkpoints, so `--resume` never mixes two passes
-    run_name = cfg.name if init is None else f"{cfg.name}-from-{init.get('version') or init_adapter.name}"
+    init: dict | None = None
+    run_name = cfg.name
+    if init_adapter:
+        init = _init_record(init_adapter)  # read before out_dir is rewritten
+        # a further pass keeps its own checkpoints, so `--resume` never mixes two passes
+        run_name = f"{cfg.name}-from-{init.get('version') or init_adapter.name}"
     ckpt_dir = Path("checkpoints") / run_name
     train_ex = train_ex if train_ex is not None else load_split("train")
     val_ex = val_ex if val_ex is not None else load_split("val")
@@ -259,7 +264,7 @@ def train(cfg: ModelConfig, resume: bool = False, base: str | None = None,
             log.info("step %d: %s", tr.step, json.dumps(rounded))
             if metrics["val_loss"] < tr.best_val - 1e-4:
                 tr.best_val, tr.bad_evals = metrics["val_loss"], 0
-                tr.model.save_pretrained(out_dir)
+                tr.model.save_pretrained(str(out_dir))
                 compact_adapter(out_dir)
                 val_y = np.array([ex.label for ex in val_ex])
                 if len(set(val_y.tolist())) == 2:
@@ -325,7 +330,9 @@ def fit_classical(cfg: ModelConfig, out_dir: Path | None = None,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="default: the configured classifier")
-    parser.add_argument("--resume", action="store_true", help="continue from checkpoints/<model> (a further pass: checkpoints/<model>-from-<version>)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from checkpoints/<model> "
+                        "(a further pass: checkpoints/<model>-from-<version>)")
     parser.add_argument("--max-steps", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None, help="override the model's train.lr")
     parser.add_argument("--seed", type=int, default=None,
@@ -345,7 +352,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     init = args.init_adapter
-    if init and not all((init / f).exists() for f in ("adapter_config.json", "adapter_model.safetensors")):
+    adapter_files = ("adapter_config.json", "adapter_model.safetensors")
+    if init and not all((init / f).exists() for f in adapter_files):
         print(f"error: --init-adapter {init}: no saved LoRA adapter there "
               "(adapter_config.json and adapter_model.safetensors)", file=sys.stderr)
         return 2

@@ -19,6 +19,7 @@ import random
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 import numpy as np
 import torch
@@ -38,6 +39,10 @@ from tools.diseases.ner import (
     windows,
 )
 
+if TYPE_CHECKING:  # heavy imports, loaded inside the functions that need them
+    from peft import PeftModel
+    from transformers import PreTrainedTokenizerBase
+
 log = logging.getLogger("train_ner")
 TRAIN_FILES = ("ncbi_disease/NCBItrainset_corpus.txt", "bc5cdr/CDR_TrainingSet.PubTator.txt")
 DEV_FILES = ("ncbi_disease/NCBIdevelopset_corpus.txt", "bc5cdr/CDR_DevelopmentSet.PubTator.txt")
@@ -49,7 +54,19 @@ LORA = {
 }
 
 
-def build_model(base_dir: Path, lora: dict = LORA):
+class TrainState(TypedDict):
+    """What a checkpoint carries to resume a run (saved with torch.save as a plain dict)."""
+
+    step: int
+    epoch: int
+    in_epoch: NotRequired[int]  # batches done in the current epoch
+    best: float
+    best_dev: dict[str, float]
+    history: list[dict[str, Any]]
+    seconds: float
+
+
+def build_model(base_dir: Path, lora: dict = LORA) -> PeftModel:
     """Encoder + fresh 3-way head, wrapped with LoRA; the head is trained in full."""
     from peft import LoraConfig, TaskType, get_peft_model
     from transformers import AutoModelForTokenClassification
@@ -62,7 +79,8 @@ def build_model(base_dir: Path, lora: dict = LORA):
     return get_peft_model(model, config)
 
 
-def encode(tokenizer, docs: list[GoldDoc]) -> list[tuple[list[int], list[int]]]:
+def encode(tokenizer: PreTrainedTokenizerBase,
+           docs: list[GoldDoc]) -> list[tuple[list[int], list[int]]]:
     out = []
     for w in windows(tokenizer, [d.text for d in docs]):
         spans = [(m.start, m.end) for m in docs[w.doc].mentions]
@@ -183,7 +201,8 @@ def main(argv: list[str] | None = None) -> None:
                             weight_decay=0.01)
     steps_per_epoch = len(length_batches(train, args.batch_size, args.seed))
     total = steps_per_epoch * args.epochs
-    state = {"step": 0, "epoch": 0, "best": -1.0, "best_dev": {}, "history": [], "seconds": 0.0}
+    state: TrainState = {"step": 0, "epoch": 0, "best": -1.0, "best_dev": {}, "history": [],
+                         "seconds": 0.0}
     clock = {"t0": time.time()}
     budget = args.max_minutes * 60
 
@@ -253,33 +272,38 @@ def main(argv: list[str] | None = None) -> None:
         "base": "all-MiniLM-L6-v2 (tools.weights: minilm)", "labels": list(LABELS),
         "lora": lora, "max_length": MAX_LENGTH, "stride": STRIDE, "batch_size": args.batch_size,
         "lr": args.lr, "synonym_p": args.synonym_p,
-        "init": str(args.init) if args.init else None, "bf16": bf16, "seed": args.seed, "epochs_done": state["epoch"],
+        "init": str(args.init) if args.init else None, "bf16": bf16, "seed": args.seed,
+        "epochs_done": state["epoch"],
         "steps": state["step"], "minutes": round((time.time() - t0) / 60, 1),
         "threads": torch.get_num_threads(), "best_dev_f1": state["best_dev"],
         "history": state["history"], "limit": args.limit,
         "train_docs": {"ncbi": len(train_docs[TRAIN_FILES[0]]),
                        "bc5cdr": len(train_docs[TRAIN_FILES[1]])},
-        "command": "python -m finetune.train_ner " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m finetune.train_ner "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
     }
     (args.out / "training.json").write_text(json.dumps(info, indent=2) + "\n")
     _write_card(args.out, info)
     log.info("adapter in %s (best dev %s)", args.out, state["best_dev"])
 
 
-def _warm_start(model, adapter_dir: Path) -> None:
+def _warm_start(model: PeftModel, adapter_dir: Path) -> None:
     """Start from a trained adapter's LoRA and head weights (a cheaper run than from scratch
     when the CPU is shared)."""
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
     result = set_peft_model_state_dict(model, load_file(adapter_dir / "adapter_model.safetensors"))
-    missing = [k for k in result.missing_keys if "lora_" in k or "modules_to_save" in k]
+    # peft annotates the return as a bare `namedtuple`; it is torch's _IncompatibleKeys
+    keys = result.missing_keys  # type: ignore[attr-defined]
+    missing = [k for k in keys if "lora_" in k or "modules_to_save" in k]
     if missing:
         raise SystemExit(f"{adapter_dir} does not fit this LoRA config: {missing[:3]} missing")
     log.info("warm start from %s", adapter_dir)
 
 
-def _save(path: Path, model, opt, sched, state: dict, t0: float) -> None:
+def _save(path: Path, model: PeftModel, opt: torch.optim.Optimizer,
+          sched: torch.optim.lr_scheduler.LRScheduler, state: TrainState, t0: float) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     state["seconds"] = time.time() - t0
     trainable = {

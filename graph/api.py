@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -476,7 +476,9 @@ def _short(value: Any) -> Any:
     sends a large input (or an unencodable one) back."""
     if isinstance(value, str):
         value = replace_surrogates(value)[0]
-        return value if len(value) <= ECHO_CHARS else f"{value[:ECHO_CHARS]}… ({len(value):,} chars)"
+        if len(value) <= ECHO_CHARS:
+            return value
+        return f"{value[:ECHO_CHARS]}… ({len(value):,} chars)"
     if isinstance(value, dict):
         items = list(value.items())
         short = {_short(str(k)): _short(v) for k, v in items[:10]}
@@ -484,7 +486,8 @@ def _short(value: Any) -> Any:
             short["…"] = f"{len(items)} keys"
         return short
     if isinstance(value, list | tuple):
-        return [_short(v) for v in value[:5]] + ([f"… ({len(value)} items)"] if len(value) > 5 else [])
+        more = [f"… ({len(value)} items)"] if len(value) > 5 else []
+        return [_short(v) for v in value[:5]] + more
     if value is None or isinstance(value, bool | int | float):
         return value
     return _short(str(value))
@@ -516,7 +519,7 @@ def create_app(
     service = Service(api, settings, pipeline_factory)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service.start()
         if api.wait_ready:
             await anyio.to_thread.run_sync(service.loaded.wait)
@@ -532,7 +535,8 @@ def create_app(
     )
     app.state.service = service
     app.add_middleware(BodyLimit, limit=api.max_body_bytes)
-    app.add_exception_handler(RequestValidationError, _validation_error)
+    # the decorator form: add_exception_handler's stub wants a handler of any Exception
+    app.exception_handler(RequestValidationError)(_validation_error)
 
     def check_key(request: Request) -> None:
         if not api.key:

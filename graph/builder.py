@@ -1,14 +1,17 @@
 """Wires the nodes into the OncoGraph StateGraph.
 
-    preprocess ─┬─> classify ─> extract_diseases ─> verify ─┬─> decide ─> analyse_citations ─> finalise
-                │       ^                                   │
-                │       └──────── re-query (bounded) ───────┘
-                └─> extract_diseases  (abstract missing and missing_abstract: skip)
+ preprocess ─┬─> classify ─> extract_diseases ─> verify ─┬─> decide ─> analyse_citations ─> finalise
+             │       ^                                   │
+             │       └──────── re-query (bounded) ───────┘
+             └─> extract_diseases  (abstract missing and missing_abstract: skip)
 """
 
 from __future__ import annotations
 
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
 
 from agents.citation_analyst import analyse_citations_node
 from agents.classifier import classify_node
@@ -21,7 +24,7 @@ from agents.verifier import route_after_verify, verify_node
 from core.state import InputState, OncoState, OutputState
 
 
-def route_after_preprocess(state: OncoState, config) -> str:
+def route_after_preprocess(state: OncoState, config: RunnableConfig) -> str:
     skip = settings_for(config).preprocessing.missing_abstract == "skip"
     return "extract_diseases" if state.get("status") != "ok" and skip else "classify"
 
@@ -41,7 +44,8 @@ def build_graph() -> StateGraph:
     builder.add_node("analyse_citations", analyse_citations_node)
     builder.add_node("finalise", finalise_node)
     builder.add_edge(START, "preprocess")
-    builder.add_conditional_edges("preprocess", route_after_preprocess, ["classify", "extract_diseases"])
+    builder.add_conditional_edges("preprocess", route_after_preprocess,
+                                  ["classify", "extract_diseases"])
     builder.add_conditional_edges("classify", route_after_classify, ["verify", "extract_diseases"])
     builder.add_edge("extract_diseases", "verify")
     builder.add_conditional_edges(
@@ -53,5 +57,5 @@ def build_graph() -> StateGraph:
     return builder
 
 
-def compile_graph(checkpointer=None):
+def compile_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:
     return build_graph().compile(checkpointer=checkpointer, name="oncograph")

@@ -13,6 +13,9 @@ import time
 import uuid
 from collections.abc import Iterable
 
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
 from core.io import InputRow
 from core.schema import AbstractRecord
 from core.settings import Settings, load_settings
@@ -24,7 +27,8 @@ log = logging.getLogger(__name__)
 def error_record(abstract_id: str, message: str) -> dict:
     """A row that could not be processed still gets a record saying why."""
     first_line = message.strip().splitlines()[0] if message.strip() else "unknown error"
-    return AbstractRecord(abstract_id=abstract_id, status=f"error: {first_line}").model_dump(mode="json")
+    record = AbstractRecord(abstract_id=abstract_id, status=f"error: {first_line}")
+    return record.model_dump(mode="json")
 
 
 def with_contract(record: dict, row: InputRow) -> dict:
@@ -38,7 +42,8 @@ def with_contract(record: dict, row: InputRow) -> dict:
 
 
 class Pipeline:
-    def __init__(self, settings: Settings | None = None, checkpointer=None):
+    def __init__(self, settings: Settings | None = None,
+                 checkpointer: BaseCheckpointSaver | None = None) -> None:
         self.settings = settings or load_settings()
         self.graph = compile_graph(checkpointer)
         self.checkpointing = checkpointer is not None
@@ -48,7 +53,8 @@ class Pipeline:
         """Load every model now (API start-up, before timing a run), not on the first request."""
         start = time.perf_counter()
         self.process(
-            [InputRow("warm-up", "Lung cancer screening", "Non-small cell lung cancer (NSCLC) is common.")],
+            [InputRow("warm-up", "Lung cancer screening",
+                      "Non-small cell lung cancer (NSCLC) is common.")],
             run_id="warm-up",
         )
         self.ready = True
@@ -63,15 +69,17 @@ class Pipeline:
         rows = list(rows)
         call = f"{run_id}-{uuid.uuid4().hex[:12]}"
         todo = [(n, r) for n, r in enumerate(rows) if not r.error]
-        configs = [
+        configs: list[RunnableConfig] = [
             {
-                "configurable": {"settings": self.settings, "thread_id": f"{call}:{n}:{r.abstract_id}"},
+                "configurable": {"settings": self.settings,
+                                 "thread_id": f"{call}:{n}:{r.abstract_id}"},
                 "max_concurrency": self.settings.run.max_concurrency,
                 "run_name": f"oncograph:{r.abstract_id}",
             }
             for n, r in todo
         ]
-        inputs = [{"abstract_id": r.abstract_id, "title": r.title, "abstract": r.abstract} for _, r in todo]
+        inputs = [{"abstract_id": r.abstract_id, "title": r.title, "abstract": r.abstract}
+                  for _, r in todo]
         outputs = self.graph.batch(inputs, configs, return_exceptions=True) if todo else []
         by_position: dict[int, dict] = {}
         for (n, row), out in zip(todo, outputs, strict=True):

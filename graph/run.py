@@ -31,8 +31,10 @@ CHUNK = 32  # rows per graph.batch call: progress and durability granularity
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m graph.run", description=__doc__.splitlines()[0])
-    parser.add_argument("--input", required=True, help="CSV, JSONL, a .txt abstract or a folder of them")
+    parser = argparse.ArgumentParser(prog="python -m graph.run",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--input", required=True,
+                        help="CSV, JSONL, a .txt abstract or a folder of them")
     parser.add_argument("--output", help="JSONL file (default: outputs/<input name>.jsonl)")
     parser.add_argument("--config", help="YAML merged over configs/default.yaml")
     parser.add_argument("--model", help=f"classifier: one of {', '.join(available_models())}")
@@ -57,7 +59,8 @@ def _count(value: str) -> int:
 
 def summarise_run(records: list[dict], seconds: float, processed: int) -> str:
     labels = Counter(r["predicted_labels"][0] for r in records if r.get("predicted_labels"))
-    statuses = Counter(r["status"] if not r["status"].startswith("error") else "error" for r in records)
+    statuses = Counter(r["status"] if not r["status"].startswith("error") else "error"
+                       for r in records)
     # P of the label given (the operating point may put it below 0.5)
     confidences = [r["confidence_scores"][r["predicted_labels"][0]] for r in records
                    if r.get("confidence_scores") and r.get("predicted_labels")]
@@ -66,10 +69,12 @@ def summarise_run(records: list[dict], seconds: float, processed: int) -> str:
         "── OncoGraph run summary ─────────────────────",
         f"rows in output      {len(records)}  (processed now: {processed})",
         *[f"label {k:<13} {v}" for k, v in sorted(labels.items())],
-        f"mean confidence     {sum(confidences) / len(confidences):.3f}" if confidences else "mean confidence     -",
+        f"mean confidence     {sum(confidences) / len(confidences):.3f}" if confidences
+        else "mean confidence     -",
         *[f"status {k:<12} {v}" for k, v in sorted(statuses.items())],
         f"re-queried          {requeried}",
-        f"throughput          {processed / seconds:.2f} abstracts/s" if processed and seconds > 0 else "throughput          -",
+        f"throughput          {processed / seconds:.2f} abstracts/s" if processed and seconds > 0
+        else "throughput          -",
     ]
     return "\n".join(lines)
 
@@ -79,10 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     output = Path(args.output or PROJECT_ROOT / "outputs" / f"{Path(args.input).stem}.jsonl")
     with ExitStack() as stack:
         try:
-            settings = load_settings(args.config, classifier={"model": args.model} if args.model else None)
+            settings = load_settings(args.config,
+                                     classifier={"model": args.model} if args.model else None)
             rows = read_input(args.input)
             # before any model loads: refused outputs, the lock, the sidecar check
-            stack.enter_context(claim_output(output, Path(args.input), run_meta(settings), args.force))
+            stack.enter_context(claim_output(output, Path(args.input), run_meta(settings),
+                                             args.force))
             configure_logging(output.with_suffix(".log"), args.verbose)
             done, retried = prepare_resume(output)
         except (ConfigError, InputError, OutputError) as exc:
@@ -99,8 +106,9 @@ def _process(
 ) -> int:
     todo = [r for r in rows if r.abstract_id not in done]
     if done or retried:
+        retrying = f"; retrying {retried} error or cut record(s)" if retried else ""
         print(f"resuming: {len(rows) - len(todo)} of {len(rows)} rows already in {output}"
-              f"{f'; retrying {retried} error or cut record(s)' if retried else ''}", file=sys.stderr)
+              f"{retrying}", file=sys.stderr)
 
     from tqdm import tqdm
 
@@ -133,7 +141,8 @@ def _process(
             processed += len(chunk)
             bar.update(len(chunk))
     except KeyboardInterrupt:
-        print(f"\ninterrupted: {processed} rows written; rerun the same command to resume", file=sys.stderr)
+        print(f"\ninterrupted: {processed} rows written; rerun the same command to resume",
+              file=sys.stderr)
         return 130
     seconds = time.perf_counter() - start
     records = list(iter_jsonl(output))

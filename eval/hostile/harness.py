@@ -91,7 +91,8 @@ def check_records(records: list[dict], rows: list[Row], given_ids: bool = True) 
               f"{record['abstract_id']}: status {record['status']!r}, expected {row.status!r}")
         if row.label is not None:
             check(record["predicted_labels"] == [row.label],
-                  f"{record['abstract_id']}: label {record['predicted_labels']}, expected {row.label}")
+                  f"{record['abstract_id']}: label {record['predicted_labels']}, "
+                  f"expected {row.label}")
         if record["status"].startswith("error"):
             continue
         expected = {name: clean_text(raw, name)[0] for name, raw in

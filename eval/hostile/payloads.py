@@ -22,7 +22,8 @@ PAYLOADS: dict[str, tuple[str, str, str]] = {
     "nul": (f"{M}\x00", "Melanoma\x00cells treated.", "ok"),
     "lone-cr": (M, "Melanoma\rcells treated.", "ok"),
     "crlf-in-field": (M, "Melanoma\r\ncells treated.", "ok"),
-    "rtl-and-override": (f"\u0633\u0631\u0637\u0627\u0646 {M}", "\u202eMelanoma\u202c \u05e1\u05e8\u05d8\u05df.", "ok"),
+    "rtl-and-override": (f"\u0633\u0631\u0637\u0627\u0646 {M}",
+                         "\u202eMelanoma\u202c \u05e1\u05e8\u05d8\u05df.", "ok"),
     "combining-marks-nfc": ("Me\u0301lanoma of the skin", "Cafe\u0301 staff with melanoma.", "ok"),
     "hangul-jamo-nfc": (f"\u1100\u1161\u11a8 {M}", "\u1100\u1161 melanoma cells.", "ok"),
     "astral-emoji": (f"{M} \U0001f9ec", "Melanoma \U0001d510 cells \U0001f600.", "ok"),
@@ -32,7 +33,8 @@ PAYLOADS: dict[str, tuple[str, str, str]] = {
     "title-only": (M, "", "no_abstract"),
     "empty-row": ("", "", "error: empty row"),
     "separators-only": (" \u2028 ", "\x0c\x85", "error: empty row"),
-    "abstract-over-cap": (M, "melanoma " * (MAX_ABSTRACT_CHARS // 9 + 1), "error: abstract too long"),
+    "abstract-over-cap": (M, "melanoma " * (MAX_ABSTRACT_CHARS // 9 + 1),
+                          "error: abstract too long"),
     "title-over-cap": ("t" * (MAX_TITLE_CHARS + 1), "Melanoma.", "error: title too long"),
 }
 
@@ -50,8 +52,8 @@ def write_pandas(folder: Path, rows: list[Row]) -> Path:
     import pandas as pd
 
     path = folder / "in.csv"
-    frame = pd.DataFrame([{"pmid": _cell(r.id), "title": _cell(r.title), "abstract": _cell(r.abstract)}
-                          for r in rows])
+    frame = pd.DataFrame([{"pmid": _cell(r.id), "title": _cell(r.title),
+                           "abstract": _cell(r.abstract)} for r in rows])
     frame.to_csv(path, index=False)
     return path
 

@@ -100,8 +100,9 @@ def _two_producers(given: bool) -> Case:
     def run(h: Harness) -> Outcome:
         base, client, keys = _stream(h, "producers")
         folder = h.folder("producers")
-        first = [Row("p1" if given else None, "Lung cancer", "NSCLC is a lung cancer.", label="Cancer")]
-        second = [Row("p1" if given else None, "Asthma in children", "Steroids.", label="Non-Cancer")]
+        pid = "p1" if given else None
+        first = [Row(pid, "Lung cancer", "NSCLC is a lung cancer.", label="Cancer")]
+        second = [Row(pid, "Asthma in children", "Steroids.", label="Non-Cancer")]
         if not given:  # same text, no IDs: the same content hash
             second = [Row(None, "Lung cancer", "NSCLC is a lung cancer.", label="Cancer")]
         (folder / "a").mkdir()
@@ -146,7 +147,8 @@ def _collect_wait(h: Harness) -> Outcome:
     base, client, keys = _stream(h, "wait")
     produce(client, keys, build_rows([{"id": "w1", "title": "Melanoma"}]))
     out = h.folder("wait") / "r.jsonl"
-    code, err = h.cli([*base, "collect", "--output", str(out), "--wait", "0.2"], module="graph.stream")
+    code, err = h.cli([*base, "collect", "--output", str(out), "--wait", "0.2"],
+                      module="graph.stream")
     return Outcome("error_line", True, check_error_line(code, err, "no result yet"))
 
 
@@ -184,14 +186,16 @@ def cases() -> list[Case]:
         _two_producers(given=False),
         _direct_entry({"abstract_id": "x1", "title": "Melanoma\u2028of the skin",
                        "abstract": "Melanoma\x85cells."}, "ok",
-                      "an entry XADDed by hand with U+2028 and NEL (the worker applies the contract)",
+                      "an entry XADDed by hand with U+2028 and NEL "
+                      "(the worker applies the contract)",
                       "unproduced-separators"),
         _direct_entry({"title": "no id"}, "error: dead-lettered: malformed",
                       "an entry without abstract_id", "entry-without-id"),
         _direct_entry({"abstract_id": "n1", "title": "Melanoma", "abstract": "x", "notes": "{oops"},
                       "ok", "an entry whose notes field is not JSON", "entry-bad-notes"),
         _direct_entry({"abstract_id": "n2", "title": "Melanoma", "abstract": "x" * 100_001},
-                      "error: abstract too long", "an over-cap entry XADDed by hand", "entry-over-cap"),
+                      "error: abstract too long", "an over-cap entry XADDed by hand",
+                      "entry-over-cap"),
         Case("stream/collect-wait-missing", "stream", "collect --wait while results are missing",
              "error_line", _collect_wait),
         Case("stream/produce-twice", "stream", "the same file produced twice", "record",
@@ -202,7 +206,9 @@ def cases() -> list[Case]:
         _option("block-0", ["work", "--block", "0"], "--block"),
         _option("claim-idle-negative", ["work", "--claim-idle", "-1"], "--claim-idle"),
         _option("threads-0", ["work", "--threads", "0"], "--threads"),
-        _option("produce-limit-negative", ["produce", "--input", "x.csv", "--limit", "-1"], "--limit"),
-        _option("collect-wait-negative", ["collect", "--output", "x.jsonl", "--wait", "-5"], "--wait"),
+        _option("produce-limit-negative", ["produce", "--input", "x.csv", "--limit", "-1"],
+                "--limit"),
+        _option("collect-wait-negative", ["collect", "--output", "x.jsonl", "--wait", "-5"],
+                "--wait"),
     ]
     return found

@@ -103,7 +103,8 @@ def test_batch_keeps_order_and_names_missing_ids(client):
     body = response.json()
     assert body["count"] == 3
     ids = [r["abstract_id"] for r in body["results"]]
-    assert ids[0] == "30873683" and all(i.startswith("gen-") for i in ids[1:]) and len(set(ids)) == 3
+    assert ids[0] == "30873683" and all(i.startswith("gen-") for i in ids[1:])
+    assert len(set(ids)) == 3
 
 
 def test_batch_over_the_limit_is_413_with_a_hint(client):

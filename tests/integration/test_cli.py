@@ -12,7 +12,8 @@ import pytest
 from core.schema import SCHEMA_PATH, AbstractRecord
 from graph.run import main
 
-ABSTRACT = "Non-small cell lung cancer (NSCLC) <i>in vivo</i> models. Copyright   2016 Wiley Periodicals, Inc."
+ABSTRACT = ("Non-small cell lung cancer (NSCLC) <i>in vivo</i> models. "
+            "Copyright   2016 Wiley Periodicals, Inc.")
 
 
 def write_csv(path, rows):
@@ -39,9 +40,11 @@ def test_committed_schema_matches_the_record_model(schema):
 
 
 def test_run_writes_one_valid_record_per_row_in_order(tmp_path, light_config, schema, capsys):
-    rows = [("1", "Lung cancer", ABSTRACT), ("2", "Asthma in children", "Asthma is common."), ("3", "Title only", "")]
+    rows = [("1", "Lung cancer", ABSTRACT), ("2", "Asthma in children", "Asthma is common."),
+            ("3", "Title only", "")]
     out = tmp_path / "out.jsonl"
-    assert main(["--input", str(write_csv(tmp_path / "in.csv", rows)), "--output", str(out), "--config", str(light_config), "--no-report"]) == 0
+    assert main(["--input", str(write_csv(tmp_path / "in.csv", rows)), "--output", str(out),
+                 "--config", str(light_config), "--no-report"]) == 0
     records = read_records(out)
     assert [r["abstract_id"] for r in records] == ["1", "2", "3"]
     for record in records:
@@ -58,9 +61,11 @@ def test_run_writes_one_valid_record_per_row_in_order(tmp_path, light_config, sc
 
 
 def test_bad_rows_get_a_status_and_do_not_stop_the_run(tmp_path, light_config):
-    rows = [("1", "t", "Asthma."), ("1", "t", "dup"), ("2", "", ""), ("3", "t", "x" * 1_000_001), ("4", "t", "Gout.")]
+    rows = [("1", "t", "Asthma."), ("1", "t", "dup"), ("2", "", ""), ("3", "t", "x" * 1_000_001),
+            ("4", "t", "Gout.")]
     out = tmp_path / "out.jsonl"
-    assert main(["--input", str(write_csv(tmp_path / "in.csv", rows)), "--output", str(out), "--config", str(light_config), "--no-report"]) == 0
+    assert main(["--input", str(write_csv(tmp_path / "in.csv", rows)), "--output", str(out),
+                 "--config", str(light_config), "--no-report"]) == 0
     statuses = [r["status"] for r in read_records(out)]
     assert statuses[0] == "ok" and statuses[4] == "ok"
     assert statuses[1].startswith("error: duplicate abstract_id")
@@ -72,7 +77,8 @@ def test_resume_skips_rows_already_written(tmp_path, light_config, capsys):
     rows = [(str(i), f"Title {i}", f"Abstract number {i} about asthma.") for i in range(5)]
     source = write_csv(tmp_path / "in.csv", rows)
     out = tmp_path / "out.jsonl"
-    args = ["--input", str(source), "--output", str(out), "--config", str(light_config), "--no-report"]
+    args = ["--input", str(source), "--output", str(out), "--config", str(light_config),
+            "--no-report"]
     assert main([*args, "--limit", "2"]) == 0
     first_two = out.read_text()
     with out.open("a") as fh:  # a crash left half a line behind
@@ -117,7 +123,8 @@ def test_a_run_shows_only_its_summary_and_writes_its_report_beside_the_output(tm
     """Load reports, progress bars and library warnings go to <output>.log, not the screen;
     the run report lands beside the output, never in the source tree."""
     config = tmp_path / "ner.yaml"
-    config.write_text("classifier: {model: keyword-rule}\ndiseases: {routes: [dictionary, model]}\n")
+    config.write_text("classifier: {model: keyword-rule}\n"
+                      "diseases: {routes: [dictionary, model]}\n")
     source = write_csv(tmp_path / "in.csv", [("1", "Lung cancer", ABSTRACT)])
     out = tmp_path / "out" / "res.jsonl"
     proc = subprocess.run(

@@ -31,7 +31,8 @@ def dev_server(project_root: Path, light_config: Path, tmp_path: Path):
     langgraph = Path(sys.executable).with_name("langgraph")
     log = (tmp_path / "dev.log").open("w")
     proc = subprocess.Popen(
-        [str(langgraph), "dev", "--port", str(port), "--no-browser", "--no-reload", "--host", "127.0.0.1"],
+        [str(langgraph), "dev", "--port", str(port), "--no-browser", "--no-reload",
+         "--host", "127.0.0.1"],
         cwd=project_root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
@@ -55,7 +56,8 @@ def dev_server(project_root: Path, light_config: Path, tmp_path: Path):
 def test_studio_runs_one_abstract(dev_server):
     body = {
         "assistant_id": "oncograph",
-        "input": {"abstract_id": "s1", "title": "Breast cancer screening", "abstract": "Mammography detects breast cancer early."},
+        "input": {"abstract_id": "s1", "title": "Breast cancer screening",
+                  "abstract": "Mammography detects breast cancer early."},
     }
     response = httpx.post(f"{dev_server}/runs/wait", json=body, timeout=180)
     assert response.status_code == 200, response.text

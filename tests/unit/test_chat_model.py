@@ -15,7 +15,8 @@ from tools.citations import analyse_citations
 from tools.preprocess import preprocess
 
 TEXTS = ["Lung cancer cells grow fast.", "Asthma in children.", "A tumour of the liver."]
-CITED = preprocess("Skin tags", "Skin tags are common [1]. We used the method of Brown et al., 2018.")
+CITED = preprocess("Skin tags",
+                   "Skin tags are common [1]. We used the method of Brown et al., 2018.")
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +87,8 @@ def test_a_merged_adapter_does_not_lend_its_base(tiny_lora_cfg, monkeypatch):
     merged = tiny_lora_cfg.model_copy(update={"merge_adapter": True})
     assert not lends_base(merged) and lends_base(tiny_lora_cfg)
     assert not lends_base(ModelConfig(name="kw", kind="keyword-rule"))
-    assert not lends_base(tiny_lora_cfg.model_copy(update={"backend": "ctranslate2"}))  # no torch model
+    # no torch model to lend
+    assert not lends_base(tiny_lora_cfg.model_copy(update={"backend": "ctranslate2"}))
     with pytest.raises(ValueError, match="does not lend"):
         shared_chat_model(merged, object())
     fake = FakeListChatModel(responses=["x"])

@@ -17,7 +17,8 @@ from core.io import read_input
 from eval.hostile.harness import Row
 from eval.hostile.payloads import write_csv_module, write_jsonl, write_pandas
 
-HOSTILE = "\u2028\u2029\x85\x0c\x0b\x1c\x1d\x1e\x00\r\n\t ,;\"'\u202e\u200f\u200d\ufeff\u0301\u0327\u1100\u1161\u11a8"
+HOSTILE = ("\u2028\u2029\x85\x0c\x0b\x1c\x1d\x1e\x00\r\n\t ,;\"'"
+           "\u202e\u200f\u200d\ufeff\u0301\u0327\u1100\u1161\u11a8")
 WORDS = ["melanoma", "lung cancer", "asthma", "NSCLC", "[1]", "(Smith et al., 2019)", "café",
          "\u0633\u0631\u0637\u0627\u0646", "\u05e9\u05dc\u05d5\u05dd", "\U0001f9ec", "e\u0301"]
 BREAKS = set("\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029\x00")
@@ -107,5 +108,6 @@ def test_records_keep_ids_and_offsets_index_their_text(tmp_path_factory, keyword
             text = {"title": raw.title or "", "abstract": raw.abstract or ""}
             assert text == {"title": row.title, "abstract": row.abstract}
         for span in [*record["disease_mentions"], *record["citations"]["citations"]]:
-            assert text[span["field"]][span["start"] : span["end"]] == span.get("text", span.get("raw"))
+            covered = text[span["field"]][span["start"] : span["end"]]
+            assert covered == span.get("text", span.get("raw"))
         dumps_record(record).encode("utf-8")  # writable whatever came in

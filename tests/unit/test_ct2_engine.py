@@ -109,7 +109,8 @@ def test_registry_serves_the_configured_backend_and_records_it(tmp_path, tiny_qw
     cfg = _config(tmp_path, tiny_qwen_dir, backend="ctranslate2")
     path = str(next(tmp_path.glob("*.yaml")))
     clf = get_classifier(path, "baseline")
-    assert clf.info.backend == "ctranslate2" and isinstance(clf.scorer, ct2_engine.Ct2LabelWordClassifier)
+    assert clf.info.backend == "ctranslate2"
+    assert isinstance(clf.scorer, ct2_engine.Ct2LabelWordClassifier)
     torch_clf = get_classifier(path, "baseline", "torch")
     assert torch_clf.info.backend == "torch"
     p, ref = clf.predict_proba(TEXTS[:2]), torch_clf.predict_proba(TEXTS[:2])

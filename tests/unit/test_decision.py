@@ -52,7 +52,8 @@ def test_confident_wrong_call_plus_cancer_concepts_gives_cancer():
     assert stages["full"].coef["cancer_in_title"] > 0
     assert stages["full"].coef["requery"] > 0
     model = DecisionModel("m", list(REQUERY), stages,
-                          {"p_cancer": [0.2, 0.6, 0.9, 0.1], "label": [1, 1, 1, 0]}, "synthetic", "t")
+                          {"p_cancer": [0.2, 0.6, 0.9, 0.1], "label": [1, 1, 1, 0]},
+                          "synthetic", "t")
     hormones = Evidence(Call(*FIRST, 0.007), Call(*REQUERY, 0.991), ("Breast Cancer",),
                         ("Breast Cancer",), 3)
     decision = model.decide(hormones, target_recall=0.98)
@@ -122,7 +123,8 @@ def test_decision_block_is_in_the_exported_schema():
     schema = json.loads(SCHEMA_PATH.read_text())
     assert schema == AbstractRecord.model_json_schema(), "run `make schema`"
     assert "Decision" in schema["$defs"] and "Contribution" in schema["$defs"]
-    e = Evidence(Call(*FIRST, 0.007), Call(*REQUERY, 0.991), ("Breast Cancer",), ("Breast Cancer",), 1)
+    e = Evidence(Call(*FIRST, 0.007), Call(*REQUERY, 0.991), ("Breast Cancer",),
+                 ("Breast Cancer",), 1)
     stages = {"first": Stage(-1.0, {"first_call": 0.5, "cancer_in_title": 3.0}),
               "full": Stage(-1.0, {"first_call": 0.5, "requery": 0.5, "cancer_in_title": 3.0})}
     model = DecisionModel("m", list(REQUERY), stages, {"p_cancer": [0.3, 0.1], "label": [1, 0]},
@@ -179,7 +181,8 @@ def test_graph_without_a_fitted_decision_says_so(light_config, tmp_path):
     from graph.builder import compile_graph
 
     settings = load_settings(light_config, decision={"path": str(tmp_path)})
-    state = {"abstract_id": "t2", "title": "Asthma in children", "abstract": "We studied 40 children."}
+    state = {"abstract_id": "t2", "title": "Asthma in children",
+             "abstract": "We studied 40 children."}
     record = compile_graph().invoke(state, {"configurable": {"settings": settings}})["record"]
     assert record["decision"]["model"].startswith("none: no fitted decision for tiny-qwen")
     assert record["decision"]["threshold"] == 0.5

@@ -221,8 +221,8 @@ def test_cancers_are_listed_under_their_organ_site(vocab):
 
 def test_a_short_form_defined_in_the_plural_is_known_in_the_singular(vocab):
     abstract = ("Options are immune checkpoint inhibitors (CPIs). Patients progressed "
-                "after chemotherapy and CPI. Two NSCLCs, i.e. non-small cell lung cancers (NSCLCs), "
-                "and one NSCLC relapsed.")
+                "after chemotherapy and CPI. Two NSCLCs, i.e. non-small cell lung cancers "
+                "(NSCLCs), and one NSCLC relapsed.")
     mentions = dict_only("", abstract)
     assert "CPI" not in {m.text for m in mentions}  # not "Cleft Palate, Isolated, ..."
     assert [m.text for m in mentions].count("NSCLC") == 1

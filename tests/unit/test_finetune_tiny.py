@@ -246,7 +246,8 @@ def test_a_stop_file_ends_a_run_at_its_next_eval(qwen_cfg, tmp_path):
     (tmp_path / "checkpoints" / "tiny-qwen" / "STOP").touch()
     summary = _train_in(tmp_path, path)
     assert summary["steps"] == 2 and summary["stopped"] == "stop requested"
-    saved = torch.load(tmp_path / "checkpoints" / "tiny-qwen" / "trainer_state.pt", weights_only=False)
+    state_file = tmp_path / "checkpoints" / "tiny-qwen" / "trainer_state.pt"
+    saved = torch.load(state_file, weights_only=False)
     assert saved["step"] == 2  # the checkpoint was saved before it stopped
 
 

@@ -13,7 +13,8 @@ def test_csv_id_columns_are_case_insensitive_and_extra_columns_ignored(tmp_path)
     path = tmp_path / "a.csv"
     path.write_text("PMID,Title,Abstract,journal\n1,T one,A one,J\n2,T two,A two,J\n")
     rows = read_input(path)
-    assert [(r.abstract_id, r.title, r.abstract) for r in rows] == [("1", "T one", "A one"), ("2", "T two", "A two")]
+    assert [(r.abstract_id, r.title, r.abstract) for r in rows] == [
+        ("1", "T one", "A one"), ("2", "T two", "A two")]
 
 
 @pytest.mark.parametrize("id_col", ["pmid", "abstract_id", "id"])
@@ -31,7 +32,8 @@ def test_jsonl(tmp_path):
 
 def test_folder_of_dataset_files_takes_abstract_to_end_of_file(tmp_path):
     (tmp_path / "Cancer").mkdir()
-    (tmp_path / "Cancer" / "99.txt").write_text("<ID:99>\nTitle: A title\nAbstract: First line.\nSecond line.\nThird.")
+    (tmp_path / "Cancer" / "99.txt").write_text(
+        "<ID:99>\nTitle: A title\nAbstract: First line.\nSecond line.\nThird.")
     [row] = read_input(tmp_path)
     assert (row.abstract_id, row.title, row.label) == ("99", "A title", "Cancer")
     assert row.abstract == "First line.\nSecond line.\nThird."

@@ -15,7 +15,8 @@ from core.schema import ModelInfo
 from core.settings import load_settings
 from graph.builder import compile_graph
 
-CANCER_TEXT = "Non-small cell lung cancer (NSCLC) is the leading cause of cancer death. We treated 40 patients."
+CANCER_TEXT = ("Non-small cell lung cancer (NSCLC) is the leading cause of cancer death. "
+               "We treated 40 patients.")
 PLAIN_TEXT = "Asthma is a chronic airway disease. We studied inhaled steroids in 40 children."
 
 
@@ -35,7 +36,8 @@ def script(monkeypatch):
 
     def use(by_prompt: dict[str, float]) -> None:
         tool.clear_batchers()
-        monkeypatch.setattr(registry, "get_classifier", lambda model, variant="finetuned": ScriptedClassifier(by_prompt))
+        monkeypatch.setattr(registry, "get_classifier",
+                            lambda model, variant="finetuned": ScriptedClassifier(by_prompt))
 
     yield use
     tool.clear_batchers()

@@ -76,7 +76,8 @@ def build_trainable(cfg: ModelConfig, base: str | None = None):
     base = base or resolve_base_path(cfg)
     if cfg.kind == "causal-lm-label-words":
         # QLoRA when CUDA is present (bitsandbytes 4-bit base, bf16 LoRA); bf16 LoRA on CPU
-        model, tokenizer = load_causal_lm(base, four_bit=cfg.train.qlora and torch.cuda.is_available())
+        four_bit = cfg.train.qlora and torch.cuda.is_available()
+        model, tokenizer = load_causal_lm(base, four_bit=four_bit)
         if getattr(model, "is_loaded_in_4bit", False):
             from peft import prepare_model_for_kbit_training
 

@@ -39,7 +39,8 @@ class Calibration:
         return 1.0 / (1.0 + np.exp(-z))
 
     def describe(self) -> str:
-        return f"platt(slope={self.slope:.3f}, intercept={self.intercept:.3f}, {self.fitted_on} n={self.n})"
+        return (f"platt(slope={self.slope:.3f}, intercept={self.intercept:.3f}, "
+                f"{self.fitted_on} n={self.n})")
 
     def save(self, folder: Path, backend: str = "torch") -> Path:
         path = folder / calibration_file(backend)

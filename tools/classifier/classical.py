@@ -95,16 +95,14 @@ def fit_tfidf(train_texts: list[str], train_y: list[int], val_texts: list[str],
     vectorizer = TfidfVectorizer(**VECTORIZER_PARAMS)
     x_train = vectorizer.fit_transform(train_texts)
     x_val = vectorizer.transform(val_texts)
-    history, best = [], None
+    fits: list[tuple[dict[str, float], LogisticRegression]] = []
     for c in C_GRID:
         clf = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(x_train, train_y)
         p = clf.predict_proba(x_val)[:, 1]
-        row = {"C": c, "val_loss": float(log_loss(val_y, p, labels=[0, 1])),
-               "val_accuracy": float(accuracy_score(val_y, p >= 0.5))}
-        history.append(row)
-        if best is None or row["val_loss"] < best[0]["val_loss"]:
-            best = (row, clf)
-    row, clf = best
+        fits.append(({"C": c, "val_loss": float(log_loss(val_y, p, labels=[0, 1])),
+                      "val_accuracy": float(accuracy_score(val_y, p >= 0.5))}, clf))
+    history = [r for r, _ in fits]
+    row, clf = min(fits, key=lambda f: f[0]["val_loss"])  # first of equal losses
     meta = {
         "model": "tfidf-logreg",
         "version": time.strftime("%Y%m%d-%H%M%S", time.gmtime()),

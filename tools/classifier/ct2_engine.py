@@ -63,7 +63,8 @@ def conversion_key(cfg: ModelConfig, base: str, use_adapter: bool, label_ids: li
         "format": FORMAT,
         "base": base_fingerprint(base, None if cfg.path else cfg.weights),
         "adapter_version": cfg.adapter_version() if adapter is not None else None,
-        "adapter_sha256": sha256_file(weights) if weights is not None and weights.exists() else None,
+        "adapter_sha256": (sha256_file(weights) if weights is not None and weights.exists()
+                           else None),
         "label_ids": label_ids,
         "quantization": cfg.ct2_compute_type,
         "ctranslate2": ctranslate2.__version__,

@@ -167,7 +167,8 @@ class LabelWordClassifier:
         self.encoder = PromptEncoder(self.tokenizer, cfg.max_length, cfg.tail_share)
 
     @torch.inference_mode()
-    def predict_proba(self, texts: list[str], prompt: str = "default", batch_size: int | None = None) -> np.ndarray:
+    def predict_proba(self, texts: list[str], prompt: str = "default",
+                      batch_size: int | None = None) -> np.ndarray:
         """P(Cancer) per text, in batches of similar length."""
 
         def score(chunk: list[str]) -> np.ndarray:

@@ -44,7 +44,9 @@ PROMPTS: dict[str, ChatPromptTemplate] = {
 def render_messages(prompt: str, text: str) -> list[dict[str, str]]:
     """Prompt -> chat messages in the Hugging Face chat-template format."""
     roles = {"system": "system", "human": "user", "ai": "assistant"}
-    return [
-        {"role": roles[m.type], "content": m.content}
-        for m in PROMPTS[prompt].format_messages(text=text)
-    ]
+    out: list[dict[str, str]] = []
+    for m in PROMPTS[prompt].format_messages(text=text):
+        if not isinstance(m.content, str):  # only multimodal messages carry a list
+            raise TypeError(f"prompt {prompt!r}: message content must be text")
+        out.append({"role": roles[m.type], "content": m.content})
+    return out

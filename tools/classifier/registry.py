@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 
@@ -28,14 +28,6 @@ Variant = Literal["finetuned", "baseline"]
 VARIANTS: tuple[Variant, ...] = ("finetuned", "baseline")
 # kinds whose "baseline" is the very same model: nothing separate to compare
 SINGLE_VARIANT_KINDS = {"tfidf-logreg", "keyword-rule"}
-
-
-class Classifier(Protocol):
-    info: ModelInfo
-
-    def predict_proba(self, texts: list[str], prompt: str = "default") -> np.ndarray:
-        """P(Cancer) per text, batched internally."""
-        ...
 
 
 @dataclass
@@ -89,8 +81,8 @@ def _build(cfg: ModelConfig, variant: Variant, backend: Backend | None) -> tuple
     if cfg.kind == "causal-lm-label-words" and backend == "ctranslate2":
         from tools.classifier.ct2_engine import Ct2LabelWordClassifier
 
-        scorer = Ct2LabelWordClassifier(cfg, use_adapter=variant == "finetuned", base=base)
-        return scorer, scorer.adapter_version
+        ct2 = Ct2LabelWordClassifier(cfg, use_adapter=variant == "finetuned", base=base)
+        return ct2, ct2.adapter_version
     if cfg.kind == "causal-lm-label-words":
         from tools.classifier.label_words import LabelWordClassifier
 
@@ -107,7 +99,7 @@ def _build(cfg: ModelConfig, variant: Variant, backend: Backend | None) -> tuple
 
 @lru_cache(maxsize=8)
 def get_classifier(model: str, variant: Variant = "finetuned",
-                   backend: Backend | None = None) -> Classifier:
+                   backend: Backend | None = None) -> LoadedClassifier:
     """The classifier named `model` (configs/models/<model>.yaml or a YAML path), loaded once;
     `backend` overrides the config's inference engine of a causal LM."""
     if variant not in VARIANTS:

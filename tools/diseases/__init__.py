@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from core.schema import DiseaseMention, ModelInfo
+from core.schema import DiseaseMention, ModelInfo, TextField
 from core.settings import MergeRule, load_settings
 from tools.diseases.composite import composite_concepts
 from tools.diseases.dictionary import dictionary_spans
@@ -62,6 +62,7 @@ def _check_routes(routes: Sequence[str]) -> tuple[str, ...]:
 def _to_mentions(doc: Preprocessed, spans: list[Span], vocab: Vocabulary) -> list[DiseaseMention]:
     cut = len(doc.title.text) + len(SEPARATOR)
     out = []
+    field: TextField
     for s in spans:
         if s.end <= len(doc.title.text):
             field, clean, start, end = "title", doc.title, s.start, s.end

@@ -24,7 +24,7 @@ def match_text(vocab: Vocabulary, text: str) -> list[tuple[str, int, int, str]]:
     toks = tokens(text)
     n = len(toks)
     joinable = joinable_gaps(text, toks)
-    out = []
+    out: list[tuple[str, int, int, str]] = []
     i = 0
     while i < n:
         best: tuple[str, int, str] | None = None  # key, last token index, concept

@@ -52,7 +52,7 @@ def ask(text: str, chat: BaseChatModel) -> list[str]:
 
 def ground(text: str, names: list[str], vocab: Vocabulary) -> list[Span]:
     """Spans for the names that occur verbatim in `text` and normalise to a concept."""
-    out = []
+    out: list[Span] = []
     for name in dict.fromkeys(n.strip() for n in names if n and n.strip()):
         cid = normalise(vocab, name)
         if cid is None:

@@ -98,7 +98,7 @@ def decode(text: str, offsets: list[tuple[int, int]], labels: list[int]) -> list
         elif lab == 2:
             spans[-1][1] = e
         prev = lab
-    out = []
+    out: list[tuple[int, int]] = []
     for s, e in spans:
         s, e = _trim(text, *_word_bounds(text, s, e))
         if s >= e:
