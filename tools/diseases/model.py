@@ -5,9 +5,9 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from core.settings import PROJECT_ROOT
+from core.settings import PROJECT_ROOT, load_settings
 from tools.compute import native_bf16
-from tools.diseases.ner import TokenScores, decode, predict_tokens
+from tools.diseases.ner import TokenScores, combine, decode, predict_tokens, sorted_windows
 from tools.diseases.normalise import normalise
 from tools.diseases.spans import Span
 from tools.diseases.vocab import Vocabulary
@@ -38,12 +38,37 @@ def load_ner(adapter_dir: str = str(ADAPTER_DIR), base_dir: str | None = None):
     return model, AutoTokenizer.from_pretrained(base)
 
 
+BACKENDS = ("torch", "ctranslate2")
+
+
+@lru_cache(maxsize=2)
+def load_ct2_ner(adapter_dir: str = str(ADAPTER_DIR), base_dir: str | None = None):
+    """(engine, tokenizer): the cached CTranslate2 int8 conversion of the merged model."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from tools.diseases.ct2_ner import Ct2TokenClassifier, converted_model
+    from tools.weights import prepare
+
+    base = Path(base_dir or prepare("minilm"))
+    folder = converted_model(Path(adapter_dir), base)
+    engine = Ct2TokenClassifier(folder, threads=torch.get_num_threads())
+    return engine, AutoTokenizer.from_pretrained(base)
+
+
 def model_scores(texts: list[str], adapter_dir: str = str(ADAPTER_DIR),
-                 batch_size: int = 16) -> list[TokenScores]:
-    """Per text: the encoder's token labels and P(disease) (the model route's only costly step)."""
-    model, tokenizer = load_ner(adapter_dir)
-    bf16 = native_bf16()
-    return predict_tokens(model, tokenizer, texts, batch_size, autocast=bf16)
+                 backend: str | None = None) -> list[TokenScores]:
+    """Per text: the encoder's token labels and P(disease) (the model route's only costly
+    step), on `backend` (None: the configured `diseases.model_backend`)."""
+    backend = backend or load_settings().diseases.model_backend
+    if backend == "torch":
+        model, tokenizer = load_ner(adapter_dir)
+        return predict_tokens(model, tokenizer, texts, autocast=native_bf16())
+    if backend == "ctranslate2":
+        engine, tokenizer = load_ct2_ner(adapter_dir)
+        wins = sorted_windows(tokenizer, texts)
+        return combine(wins, engine.window_probs(wins), len(texts))
+    raise ValueError(f"unknown NER backend {backend!r}; choose from {BACKENDS}")
 
 
 def spans_from_scores(text: str, scores: TokenScores, vocab: Vocabulary) -> list[Span]:
