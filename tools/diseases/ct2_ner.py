@@ -65,6 +65,11 @@ def convert(model, tokenizer, out: Path, quantization: str = QUANTIZATION) -> Pa
     head = {"weight": model.classifier.weight.detach().float().numpy().copy(),
             "bias": model.classifier.bias.detach().float().numpy().copy()}
     bert = model.bert
+    # transformers 5 BERT has absolute positions only and a config built in code no longer
+    # names them; the converter asserts the name
+    if getattr(bert.config, "position_embedding_type", "absolute") != "absolute":
+        raise ValueError("ctranslate2 converts BERT with absolute position embeddings only")
+    bert.config.position_embedding_type = "absolute"
     if bert.pooler is None:  # the converter writes a pooler; the tagger never reads its output
         bert.pooler = BertPooler(bert.config)
 
