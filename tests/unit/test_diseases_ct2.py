@@ -145,3 +145,12 @@ def test_engine_agreement_and_adoption_verdict():
     for bad in (corpus(0.875, 0.872, 0.998, 7.0), corpus(0.875, 0.875, 0.98, 7.0),
                 corpus(0.875, 0.875, 0.998, 4.0)):
         assert not verdict({"a": corpus(0.875, 0.874, 0.998, 7.0), "b": bad})["adopt_ctranslate2"]
+
+
+def test_record_names_the_ner_engine():
+    from tools.diseases import adapter_available, model_info
+
+    assert adapter_available()  # adapters/ner-minilm/ is committed
+    [ner] = model_info(("model",), backend="torch")
+    assert ner.kind == "disease-ner" and ner.backend == "torch"
+    assert model_info(("model",))[0].backend == load_settings().diseases.model_backend

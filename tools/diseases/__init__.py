@@ -225,9 +225,8 @@ def model_info(routes: Sequence[str] = ("dictionary", "model"),
         version = None
         if weights.exists():
             version = hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
-        backend = backend or load_settings().diseases.model_backend
-        engine = " (ctranslate2 int8)" if backend == "ctranslate2" else ""
-        out.append(ModelInfo(name=f"all-MiniLM-L6-v2 + ner-minilm{engine}", kind="disease-ner",
+        out.append(ModelInfo(name="all-MiniLM-L6-v2 + ner-minilm", kind="disease-ner",
+                             backend=backend or load_settings().diseases.model_backend,
                              adapter_version=version))
     if "llm" in routes:
         out.append(ModelInfo(name=f"{load_settings().diseases.llm_model} (grounded)",
