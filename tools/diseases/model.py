@@ -7,7 +7,14 @@ from pathlib import Path
 
 from core.settings import PROJECT_ROOT, load_settings
 from tools.compute import native_bf16
-from tools.diseases.ner import TokenScores, combine, decode, predict_tokens, sorted_windows
+from tools.diseases.ner import (
+    TokenScores,
+    combine,
+    decode,
+    merged_ner,
+    predict_tokens,
+    sorted_windows,
+)
 from tools.diseases.normalise import normalise
 from tools.diseases.spans import Span
 from tools.diseases.vocab import Vocabulary
@@ -17,25 +24,8 @@ ADAPTER_DIR = PROJECT_ROOT / "adapters" / "ner-minilm"
 
 @lru_cache(maxsize=2)
 def load_ner(adapter_dir: str = str(ADAPTER_DIR), base_dir: str | None = None):
-    """(model, tokenizer): base encoder + LoRA adapter merged for inference."""
-    from peft import PeftModel
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
-
-    from tools.diseases.ner import LABELS
-    from tools.weights import prepare
-
-    if not (Path(adapter_dir) / "adapter_config.json").exists():
-        raise FileNotFoundError(
-            f"NER adapter not found in {adapter_dir}; run `python -m finetune.train_ner`"
-        )
-    base = base_dir or str(prepare("minilm"))
-    model = AutoModelForTokenClassification.from_pretrained(
-        base, num_labels=len(LABELS), id2label=dict(enumerate(LABELS)),
-        label2id={lab: i for i, lab in enumerate(LABELS)},
-    )
-    model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
-    model.eval()
-    return model, AutoTokenizer.from_pretrained(base)
+    """(model, tokenizer): base encoder + LoRA adapter merged for inference, once per process."""
+    return merged_ner(adapter_dir, base_dir)
 
 
 BACKENDS = ("torch", "ctranslate2")

@@ -10,6 +10,7 @@ import re
 from bisect import bisect_left
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -214,3 +215,25 @@ def predict_spans(model, tokenizer, texts: list[str], batch_size: int = BATCH_SI
             texts, predict_tokens(model, tokenizer, texts, batch_size, autocast), strict=True
         )
     ]
+
+
+def merged_ner(adapter_dir: str, base_dir: str | None = None):
+    """(model, tokenizer): the base encoder with the LoRA adapter merged in (a fresh copy;
+    tools.diseases.model.load_ner keeps one per process)."""
+    from peft import PeftModel
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from tools.weights import prepare
+
+    if not (Path(adapter_dir) / "adapter_config.json").exists():
+        raise FileNotFoundError(
+            f"NER adapter not found in {adapter_dir}; run `python -m finetune.train_ner`"
+        )
+    base = base_dir or str(prepare("minilm"))
+    model = AutoModelForTokenClassification.from_pretrained(
+        base, num_labels=len(LABELS), id2label=dict(enumerate(LABELS)),
+        label2id={lab: i for i, lab in enumerate(LABELS)},
+    )
+    model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+    model.eval()
+    return model, AutoTokenizer.from_pretrained(base)
