@@ -154,3 +154,21 @@ def test_record_names_the_ner_engine():
     [ner] = model_info(("model",), backend="torch")
     assert ner.kind == "disease-ner" and ner.backend == "torch"
     assert model_info(("model",))[0].backend == load_settings().diseases.model_backend
+
+
+def test_concurrent_first_calls_convert_once(tiny_ner, tmp_path, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setenv("ONCOGRAPH_CACHE", str(tmp_path))
+    calls = []
+    real = ct2_ner.convert
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ct2_ner, "convert", counted)
+    with ThreadPoolExecutor(3) as pool:
+        folders = list(pool.map(lambda _: ct2_ner.converted_model(*tiny_ner, "int8"), range(3)))
+    assert len(calls) == 1 and len(set(folders)) == 1
+    assert sorted(p.name for p in folders[0].parent.iterdir()) == [folders[0].name]  # no leftovers

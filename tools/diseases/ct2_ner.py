@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ FORMAT = "bert-encoder+head-v1"  # bump when what the conversion writes changes
 QUANTIZATION = "int8"
 _META = "oncograph.json"
 _HEAD = "head.npz"
+_CONVERTING = threading.Lock()
 
 
 def conversion_key(adapter_dir: Path, base_dir: Path, quantization: str = QUANTIZATION) -> dict:
@@ -53,8 +56,10 @@ def cache_folder(key: dict) -> Path:
     return cache_dir() / "ct2" / f"ner-minilm-{digest}"
 
 
-def convert(model, tokenizer, out: Path, quantization: str = QUANTIZATION) -> Path:
-    """Write a (merged) BertForTokenClassification as a CTranslate2 encoder plus its head.
+def convert(model, tokenizer, out: Path, quantization: str = QUANTIZATION,
+            key: dict | None = None) -> Path:
+    """Write a (merged) BertForTokenClassification as a CTranslate2 encoder plus its head
+    (and `key`, the conversion's key) into a private folder, then move it into place whole.
 
     The converter takes the torch modules apart as it goes: `model` is unusable afterwards.
     """
@@ -77,11 +82,16 @@ def convert(model, tokenizer, out: Path, quantization: str = QUANTIZATION) -> Pa
         def _load(self):
             return BertLoader()(bert, tokenizer)
 
-    partial = out.with_name(out.name + ".partial")
+    partial = out.with_name(f"{out.name}.partial-{os.getpid()}")  # one per process
     _InMemory().convert(str(partial), quantization=quantization, force=True)
     np.savez(partial / _HEAD, **head)
+    if key is not None:
+        (partial / _META).write_text(json.dumps(key, indent=2) + "\n")
     shutil.rmtree(out, ignore_errors=True)
-    partial.replace(out)
+    try:
+        partial.replace(out)
+    except OSError:  # another process moved its conversion of the same key in first
+        shutil.rmtree(partial, ignore_errors=True)
     return out
 
 
@@ -89,13 +99,12 @@ def converted_model(adapter_dir: Path, base_dir: Path, quantization: str = QUANT
     """The cached conversion for this base + adapter, made on first use (~3 s)."""
     key = conversion_key(adapter_dir, base_dir, quantization)
     folder = cache_folder(key)
-    if (folder / _META).exists() and json.loads((folder / _META).read_text()) == key:
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    model, tokenizer = merged_ner(str(adapter_dir), str(base_dir))  # a copy to consume
-    convert(model, tokenizer, folder, quantization)
-    (folder / _META).write_text(json.dumps(key, indent=2) + "\n")
-    return folder
+    with _CONVERTING:  # concurrent first calls (graph workers) convert once
+        if (folder / _META).exists() and json.loads((folder / _META).read_text()) == key:
+            return folder
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        model, tokenizer = merged_ner(str(adapter_dir), str(base_dir))  # a copy to consume
+        return convert(model, tokenizer, folder, quantization, key)
 
 
 class Ct2TokenClassifier:
