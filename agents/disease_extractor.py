@@ -14,7 +14,8 @@ def extract_diseases_node(state: OncoState, config: RunnableConfig) -> dict:
     settings = settings_for(config)
     doc = Preprocessed.model_validate(state["doc"])
     mentions = extract_diseases(
-        doc, routes=settings.diseases.routes, rule=settings.diseases.merge_rule()
+        doc, routes=settings.diseases.routes, rule=settings.diseases.merge_rule(),
+        backend=settings.diseases.model_backend,
     )
     return {
         "mentions": [m.model_dump() for m in mentions],

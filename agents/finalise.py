@@ -23,9 +23,9 @@ from tools.summary import study_type
 
 
 @lru_cache(maxsize=8)
-def _disease_models(routes: tuple[str, ...]) -> list[ModelInfo]:
+def _disease_models(routes: tuple[str, ...], backend: str) -> list[ModelInfo]:
     """Hashes the NER adapter once per process, not once per abstract."""
-    return disease_model_info(routes)
+    return disease_model_info(routes, backend)
 
 
 def _model_info(name: str, classified: bool) -> ModelInfo:
@@ -64,7 +64,8 @@ def finalise_node(state: OncoState, config: RunnableConfig) -> dict:
         decision=classification.get("decision"),
         model=_model_info(classification.get("model", settings.classifier.model),
                           bool(classification)),
-        disease_models=_disease_models(tuple(settings.diseases.routes)),
+        disease_models=_disease_models(tuple(settings.diseases.routes),
+                                       settings.diseases.model_backend),
         notes=notes,
     )
     return {"record": record.model_dump(mode="json")}

@@ -100,7 +100,7 @@ class ModelInfo(BaseModel):
     kind: str
     adapter_version: str | None = None
     calibration: str | None = None  # Platt scaling fitted on val, when the adapter has one
-    backend: str | None = None  # inference engine of a causal LM: torch | ctranslate2
+    backend: str | None = None  # inference engine (causal LM, NER encoder): torch | ctranslate2
 
 
 class RecordText(BaseModel):

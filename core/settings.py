@@ -154,6 +154,9 @@ class DecisionSettings(_Strict):
 class DiseaseSettings(_Strict):
     routes: list[Literal["dictionary", "model", "llm"]]
     llm_model: str
+    # what runs the NER encoder: torch, or a CTranslate2 int8 conversion of it
+    # (tools/diseases/ct2_ner.py; reports/diseases/engines.md)
+    model_backend: Literal["torch", "ctranslate2"]
     # how the routes combine when the model route runs (MergeRule above)
     merge_priority: list[Literal["dictionary", "model", "llm"]]
     min_model_score: float = Field(ge=0.0, le=1.0)

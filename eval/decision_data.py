@@ -74,7 +74,8 @@ def mentions_for(docs: list[Preprocessed], settings: Settings) -> list[list[dict
     path = _evidence_cache(docs, settings)
     if path.exists():
         return json.loads(path.read_text())
-    found = extract_batch(docs, settings.diseases.routes, rule=settings.diseases.merge_rule())
+    found = extract_batch(docs, settings.diseases.routes, rule=settings.diseases.merge_rule(),
+                          backend=settings.diseases.model_backend)
     mentions = [[m.model_dump() for m in ms] for ms in found]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(mentions))

@@ -1,8 +1,9 @@
 """Dev documents and their disease candidates, with the encoder's token scores cached on disk.
 
 The NER encoder is the only costly step of the disease routes; its scores depend only on
-the adapter weights and the text, so they are kept under outputs/diseases/ (keyed by the
-adapter's sha256) and the rule sweep, the audit and the evaluations reuse them.
+the adapter weights, the engine that runs it and the text, so they are kept under
+outputs/diseases/ (keyed by the adapter's sha256 and the engine: torch and its float type, or
+ctranslate2 and its version) and the rule sweep, the audit and the evaluations reuse them.
 """
 
 from __future__ import annotations
@@ -33,12 +34,28 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def token_scores(texts: list[str], adapter_dir: Path = ADAPTER_DIR) -> list[TokenScores]:
-    """The encoder's scores per text, computed once per adapter and text."""
+def engine_tag(backend: str) -> str:
+    """What, besides the adapter, the scores depend on: the engine and its arithmetic."""
+    if backend == "ctranslate2":
+        import ctranslate2
+
+        from tools.diseases.ct2_ner import QUANTIZATION
+
+        return f"ctranslate2-{ctranslate2.__version__}-{QUANTIZATION}"
+    from tools.compute import compute_dtype
+
+    return f"torch-{str(compute_dtype()).removeprefix('torch.')}"
+
+
+def token_scores(texts: list[str], adapter_dir: Path = ADAPTER_DIR,
+                 backend: str | None = None) -> list[TokenScores]:
+    """The encoder's scores per text, computed once per adapter, engine and text (`backend`
+    None: the configured one)."""
     from tools.diseases.model import model_scores
 
+    backend = backend or load_settings().diseases.model_backend
     weights = _digest((Path(adapter_dir) / "adapter_model.safetensors").read_bytes())[:16]
-    path = CACHE_DIR / f"token-scores-{weights}.pkl"
+    path = CACHE_DIR / f"token-scores-{weights}-{engine_tag(backend)}.pkl"
     cache: dict[str, TokenScores] = {}
     if path.exists():
         with path.open("rb") as fh:
@@ -46,7 +63,7 @@ def token_scores(texts: list[str], adapter_dir: Path = ADAPTER_DIR) -> list[Toke
     keys = [_digest(t.encode()) for t in texts]
     missing = [i for i, k in enumerate(keys) if k not in cache]
     if missing:
-        fresh = model_scores([texts[i] for i in missing], str(adapter_dir))
+        fresh = model_scores([texts[i] for i in missing], str(adapter_dir), backend)
         cache.update({keys[i]: s for i, s in zip(missing, fresh, strict=True)})
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.with_suffix(".tmp").open("wb") as fh:
@@ -55,8 +72,9 @@ def token_scores(texts: list[str], adapter_dir: Path = ADAPTER_DIR) -> list[Toke
     return [cache[k] for k in keys]
 
 
-def candidates(docs: list[GoldDoc], adapter_dir: Path = ADAPTER_DIR) -> list[Candidates]:
+def candidates(docs: list[GoldDoc], adapter_dir: Path = ADAPTER_DIR,
+               backend: str | None = None) -> list[Candidates]:
     """Dictionary and model candidates per document (model scores from the cache)."""
     pre = [preprocess(d.title, d.abstract) for d in docs]
-    scores = token_scores([joined_text(p) for p in pre], adapter_dir)
+    scores = token_scores([joined_text(p) for p in pre], adapter_dir, backend)
     return find_candidates(pre, ("dictionary", "model"), token_scores=scores)

@@ -39,6 +39,8 @@ SECTIONS = [
     ("Out-of-domain check: NCBI Disease dev + BC5CDR dev (a report, not a choice)",
      "decision/ood.md", None),
     ("Disease extraction on NCBI Disease dev and BC5CDR dev", "diseases/README.md", None),
+    ("NER engines for the default disease route: torch vs ctranslate2 int8 (one run)",
+     "diseases/engines.md", None),
     ("The disease merge rule, cross-validated on dev documents", "diseases/rules.md", None),
     ("Where the disease route's dev errors come from", "diseases/audit.md", None),
     ("Hostile input: CLI, API and stream workers", "trust/hostile.md#lead", None),

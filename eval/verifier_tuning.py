@@ -92,7 +92,8 @@ def tune(settings: Settings, split: str, limit: int | None) -> dict:
     corpus = {r.abstract_id: r for r in load_corpus(settings)}
     ids = read_split(split)[:limit]
     docs = [preprocess(corpus[i].title, corpus[i].abstract) for i in ids]
-    mentions = extract_batch(docs, settings.diseases.routes, rule=settings.diseases.merge_rule())
+    mentions = extract_batch(docs, settings.diseases.routes, rule=settings.diseases.merge_rule(),
+                             backend=settings.diseases.model_backend)
     first = candidate_calls(model)[0]
     # as agents.classifier.next_call walks it: a rung repeating an earlier call is skipped
     current_ladder = tuple(dict.fromkeys(

@@ -123,8 +123,10 @@ def test_a_run_shows_only_its_summary_and_writes_its_report_beside_the_output(tm
     """Load reports, progress bars and library warnings go to <output>.log, not the screen;
     the run report lands beside the output, never in the source tree."""
     config = tmp_path / "ner.yaml"
+    # the torch NER engine: loading its base prints a transformers load report (the int8
+    # engine, once converted, loads without one)
     config.write_text("classifier: {model: keyword-rule}\n"
-                      "diseases: {routes: [dictionary, model]}\n")
+                      "diseases: {routes: [dictionary, model], model_backend: torch}\n")
     source = write_csv(tmp_path / "in.csv", [("1", "Lung cancer", ABSTRACT)])
     out = tmp_path / "out" / "res.jsonl"
     proc = subprocess.run(

@@ -99,13 +99,15 @@ def find_candidates(
     routes: Sequence[str] = ("dictionary", "model"),
     chat_model: BaseChatModel | None = None,
     token_scores: list[TokenScores] | None = None,
+    backend: str | None = None,
 ) -> list[Candidates]:
     """Every route's spans per document; the model route runs as one batch.
 
     `chat_model` serves the "llm" route (default: the configured `diseases.llm_model` on
     `chat.backend`, loaded once per process by tools.chat_model); `token_scores`, the model
     route's scores computed earlier (the evaluations reuse them across runs and adapters),
-    replace running the encoder.
+    replace running the encoder; `backend` runs the encoder (torch | ctranslate2; None: the
+    configured `diseases.model_backend`).
     """
     routes = _check_routes(routes)
     bad = [type(d).__name__ for d in docs if not isinstance(d, Preprocessed)]
@@ -123,7 +125,7 @@ def find_candidates(
         from tools.diseases.model import model_scores, spans_from_scores
 
         if token_scores is None:
-            token_scores = model_scores([c.text for c in found])
+            token_scores = model_scores([c.text for c in found], backend=backend)
         for c, scores in zip(found, token_scores, strict=True):
             c.spans.extend(spans_from_scores(c.text, scores, vocab))
             c.scores = scores
@@ -162,9 +164,10 @@ def extract_batch(
     routes: Sequence[str] = ("dictionary", "model"),
     chat_model: BaseChatModel | None = None,
     rule: MergeRule | None = None,
+    backend: str | None = None,
 ) -> list[list[DiseaseMention]]:
     """Mentions per document (see `find_candidates` and `resolve`)."""
-    return [resolve(c, rule) for c in find_candidates(docs, routes, chat_model)]
+    return [resolve(c, rule) for c in find_candidates(docs, routes, chat_model, backend=backend)]
 
 
 def adapter_available() -> bool:
@@ -185,8 +188,9 @@ def extract_diseases(
     routes: Sequence[str] = ("dictionary", "model"),
     chat_model: BaseChatModel | None = None,
     rule: MergeRule | None = None,
+    backend: str | None = None,
 ) -> list[DiseaseMention]:
-    return extract_batch([doc], routes, chat_model, rule)[0]
+    return extract_batch([doc], routes, chat_model, rule, backend)[0]
 
 
 def disease_names(mentions: list[DiseaseMention]) -> list[str]:
@@ -204,8 +208,10 @@ def disease_names(mentions: list[DiseaseMention]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def model_info(routes: Sequence[str] = ("dictionary", "model")) -> list[ModelInfo]:
-    """The models behind a route set, for the record (adapter version = weights sha256[:12])."""
+def model_info(routes: Sequence[str] = ("dictionary", "model"),
+               backend: str | None = None) -> list[ModelInfo]:
+    """The models behind a route set, for the record (adapter version = weights sha256[:12];
+    the NER engine as configured unless `backend` says)."""
     import hashlib
 
     from tools.diseases.model import ADAPTER_DIR
@@ -220,6 +226,7 @@ def model_info(routes: Sequence[str] = ("dictionary", "model")) -> list[ModelInf
         if weights.exists():
             version = hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
         out.append(ModelInfo(name="all-MiniLM-L6-v2 + ner-minilm", kind="disease-ner",
+                             backend=backend or load_settings().diseases.model_backend,
                              adapter_version=version))
     if "llm" in routes:
         out.append(ModelInfo(name=f"{load_settings().diseases.llm_model} (grounded)",

@@ -5,9 +5,16 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from core.settings import PROJECT_ROOT
+from core.settings import PROJECT_ROOT, load_settings
 from tools.compute import native_bf16
-from tools.diseases.ner import TokenScores, decode, predict_tokens
+from tools.diseases.ner import (
+    TokenScores,
+    combine,
+    decode,
+    merged_ner,
+    predict_tokens,
+    sorted_windows,
+)
 from tools.diseases.normalise import normalise
 from tools.diseases.spans import Span
 from tools.diseases.vocab import Vocabulary
@@ -17,33 +24,41 @@ ADAPTER_DIR = PROJECT_ROOT / "adapters" / "ner-minilm"
 
 @lru_cache(maxsize=2)
 def load_ner(adapter_dir: str = str(ADAPTER_DIR), base_dir: str | None = None):
-    """(model, tokenizer): base encoder + LoRA adapter merged for inference."""
-    from peft import PeftModel
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
+    """(model, tokenizer): base encoder + LoRA adapter merged for inference, once per process."""
+    return merged_ner(adapter_dir, base_dir)
 
-    from tools.diseases.ner import LABELS
+
+BACKENDS = ("torch", "ctranslate2")
+
+
+@lru_cache(maxsize=2)
+def load_ct2_ner(adapter_dir: str = str(ADAPTER_DIR), base_dir: str | None = None):
+    """(engine, tokenizer): the cached CTranslate2 int8 conversion of the merged model."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from tools.diseases.ct2_ner import Ct2TokenClassifier, converted_model
     from tools.weights import prepare
 
-    if not (Path(adapter_dir) / "adapter_config.json").exists():
-        raise FileNotFoundError(
-            f"NER adapter not found in {adapter_dir}; run `python -m finetune.train_ner`"
-        )
-    base = base_dir or str(prepare("minilm"))
-    model = AutoModelForTokenClassification.from_pretrained(
-        base, num_labels=len(LABELS), id2label=dict(enumerate(LABELS)),
-        label2id={lab: i for i, lab in enumerate(LABELS)},
-    )
-    model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
-    model.eval()
-    return model, AutoTokenizer.from_pretrained(base)
+    base = Path(base_dir or prepare("minilm"))
+    folder = converted_model(Path(adapter_dir), base)
+    engine = Ct2TokenClassifier(folder, threads=torch.get_num_threads())
+    return engine, AutoTokenizer.from_pretrained(base)
 
 
 def model_scores(texts: list[str], adapter_dir: str = str(ADAPTER_DIR),
-                 batch_size: int = 16) -> list[TokenScores]:
-    """Per text: the encoder's token labels and P(disease) (the model route's only costly step)."""
-    model, tokenizer = load_ner(adapter_dir)
-    bf16 = native_bf16()
-    return predict_tokens(model, tokenizer, texts, batch_size, autocast=bf16)
+                 backend: str | None = None) -> list[TokenScores]:
+    """Per text: the encoder's token labels and P(disease) (the model route's only costly
+    step), on `backend` (None: the configured `diseases.model_backend`)."""
+    backend = backend or load_settings().diseases.model_backend
+    if backend == "torch":
+        model, tokenizer = load_ner(adapter_dir)
+        return predict_tokens(model, tokenizer, texts, autocast=native_bf16())
+    if backend == "ctranslate2":
+        engine, tokenizer = load_ct2_ner(adapter_dir)
+        wins = sorted_windows(tokenizer, texts)
+        return combine(wins, engine.window_probs(wins), len(texts))
+    raise ValueError(f"unknown NER backend {backend!r}; choose from {BACKENDS}")
 
 
 def spans_from_scores(text: str, scores: TokenScores, vocab: Vocabulary) -> list[Span]:
