@@ -13,8 +13,9 @@ MIN_SIMILARITY = 0.5
 _INDEXES: dict[int, tuple] = {}
 
 
-def _char_index(vocab: Vocabulary) -> tuple:
-    """TF-IDF over every vocabulary key, built on first use and kept per vocabulary.
+def char_index(vocab: Vocabulary) -> tuple:
+    """TF-IDF over every vocabulary key, built on first use (about 4 s; a server builds it
+    at warm-up) and kept per vocabulary.
 
     Kept transposed (n-grams x keys, CSR): a mention's few n-grams then select a few
     rows instead of multiplying the whole key matrix."""
@@ -37,7 +38,7 @@ def normalise(vocab: Vocabulary, mention: str) -> str | None:
     key = key_of(mention)
     if not set(key.split()) - FUNCTION_WORDS - {"and", "or"}:
         return None  # nothing but function words: not a name
-    vectoriser, by_ngram, ids = _char_index(vocab)
+    vectoriser, by_ngram, ids = char_index(vocab)
     sims = (vectoriser.transform([key]) @ by_ngram).toarray().ravel()
     best = int(sims.argmax())
     return ids[best] if sims[best] >= MIN_SIMILARITY else None
