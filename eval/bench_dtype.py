@@ -88,7 +88,7 @@ def measure(n: int, agreement_n: int, rounds: int) -> dict:
             "p_cancer": np.round(np.asarray(classify(val[:agreement_n]), dtype=float), 6).tolist(),
             "ner_labels": [s.labels for s in ner(docs)],
         }
-    os.environ.pop("ONCOGRAPH_TORCH_DTYPE", None)
+    _use("auto")  # back to what the hardware decides
     return out
 
 

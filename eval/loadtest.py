@@ -48,6 +48,11 @@ def sample_abstracts(n: int, data_dir: Path | None = None) -> list[InputRow]:
     return rows[::step][:n]
 
 
+def pct(values: list[float] | np.ndarray, q: float) -> float | None:
+    """The q-th percentile in seconds (3 decimals), None when nothing was measured."""
+    return round(float(np.percentile(values, q)), 3) if len(values) else None
+
+
 def paired_calls(base: str, rows: list[InputRow], model: str | None, config: str | None,
                  timeout: float) -> dict:
     """Per abstract, one API request (1 client) then one classifier call in this process
@@ -74,13 +79,11 @@ def paired_calls(base: str, rows: list[InputRow], model: str | None, config: str
     if not api:
         return {"model": load_model_config(name).name, "n": 0}
 
-    def pct(values: list[float], q: float) -> float:
-        return round(float(np.percentile(values, q)), 3)
-
+    api_p95, call_p95 = pct(api, 95), pct(calls, 95)
+    assert api_p95 is not None and call_p95 is not None  # one entry per answered request
     return {"model": load_model_config(name).name, "n": len(api),
-            "p50": pct(calls, 50), "p95": pct(calls, 95),
-            "api_p50": pct(api, 50), "api_p95": pct(api, 95),
-            "api_p95_over_call_p95": round(pct(api, 95) / pct(calls, 95), 2)}
+            "p50": pct(calls, 50), "p95": call_p95, "api_p50": pct(api, 50), "api_p95": api_p95,
+            "api_p95_over_call_p95": round(api_p95 / call_p95, 2)}
 
 
 def free_port() -> int:
@@ -198,9 +201,6 @@ def run_phase(base: str, rows: list[InputRow], clients: int, requests: int, seco
     lat = np.array([o.latency for o in ok]) if ok else np.zeros(0)
     e2e = np.array([o.end_to_end for o in ok]) if ok else np.zeros(0)
     attempts = Counter(str(s) for o in outcomes for s in o.statuses)
-
-    def pct(values: np.ndarray, q: float) -> float | None:
-        return round(float(np.percentile(values, q)), 3) if len(values) else None
 
     return {
         "clients": clients,
