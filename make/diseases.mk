@@ -1,15 +1,18 @@
 # Disease extraction (issues 4, 20): adapter training, rule choice by cross-validation,
 # evaluation on NCBI/BC5CDR dev, error audit, training-cost check, tests.
 .PHONY: diseases-train diseases-train-syn diseases-rules diseases-eval diseases-audit \
-	diseases-model-cost diseases-engines diseases-test
+	diseases-model-cost diseases-engines diseases-candidate-syn diseases-test
 
 diseases-train:  ## LoRA-tune MiniLM for disease NER -> adapters/ner-minilm/ (~52 CPU-min)
 	$(PY) -m finetune.train_ner
 
-diseases-train-syn:  ## candidate: warm start + MEDIC synonym swaps -> checkpoints/ner-minilm-syn/
+diseases-train-syn:  ## candidate: warm start + MEDIC synonym swaps -> adapters/trials/ner-minilm-syn/
 	$(PY) -m finetune.train_ner --init adapters/ner-minilm --synonym-p 0.5 --epochs 2 \
-		--lr 1.5e-4 --max-minutes 45 --out checkpoints/ner-minilm-syn \
+		--lr 1.5e-4 --max-minutes 45 --out adapters/trials/ner-minilm-syn \
 		--checkpoints checkpoints/ner-minilm-syn-ckpt
+
+diseases-candidate-syn:  ## judge the synonym candidate against adapters/ner-minilm, each under its own CV rule -> reports/diseases/candidate_ner-minilm-syn.*
+	nice -n 5 $(PY) -m eval.disease_candidate --candidate adapters/trials/ner-minilm-syn
 
 diseases-rules:  ## choose the merge rule by 5-fold CV on dev docs, write it to configs/default.yaml -> reports/diseases/rules.*
 	$(PY) -m eval.disease_rules
