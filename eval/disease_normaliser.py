@@ -34,7 +34,7 @@ import numpy as np
 
 from core.settings import PROJECT_ROOT
 from eval.disease_data import CORPORA, candidates, read_corpus
-from eval.diseases import gold_ids, in_gold_offsets, score
+from eval.diseases import gold_ids, in_gold_offsets, route_candidates, score
 from tools.diseases import Candidates, configured_rule, resolve
 from tools.diseases.abbrev import find_abbreviations
 from tools.diseases.chooser import (
@@ -233,7 +233,12 @@ def evaluate(corpus: str, vocab: Vocabulary, data: ConceptData) -> dict:
     right = sum(t["right"] + t["right, then wrong"] + t["gold among candidates"]
                 for t in paths.values())
     oracle = 2 * right / (n_pred + n_gold) if n_pred + n_gold else 0.0
+    alone = route_candidates(cands, ("dictionary",))  # the route the chooser is not used on
+    dictionary = {name: _concept(score(docs, in_gold_offsets(
+        docs, [resolve(c, rule, chooser=flag) for c in alone])))
+        for name, flag in (("before", False), ("after", True))}
     return {"before": _concept(s_before), "after": _concept(s_after),
+            "dictionary_route": dictionary,
             "oracle_mention_concept_f1": round(oracle, 4),
             "paths": {p: dict(c) for p, c in paths.items() if c}}
 
@@ -309,6 +314,11 @@ def _markdown(r: dict) -> str:
             f"**{e['after']['mention_concept']['f1']:.4f}** | "
             f"{e['oracle_mention_concept_f1']:.4f} | {e['before']['doc_concept']['f1']:.4f} | "
             f"{e['after']['doc_concept']['f1']:.4f} |")
+    lines += ["", "The dictionary route alone (where the configured chooser does not run): "
+              "mention concept F1 " + "; ".join(
+                  f"{c} {e['dictionary_route']['before']['mention_concept']['f1']:.4f} -> "
+                  f"{e['dictionary_route']['after']['mention_concept']['f1']:.4f}"
+                  for c, e in r["dev"].items()) + "."]
     lines += ["", "Ceiling: the mention concept F1 a chooser would reach if it took the gold id "
               "whenever the candidate generator offers it (spans unchanged; exact F1 bounds "
               "it).", "", f"Adoption rule (docs/diseases.md): {r['adoption']['rule']} Verdict: "

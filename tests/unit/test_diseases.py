@@ -202,8 +202,7 @@ def test_missing_adapter_skips_the_model_route_loudly(vocab, monkeypatch, tmp_pa
         mentions = extract_diseases(preprocess("Lung cancer", ""))  # default: dictionary + model
     assert [m.source for m in mentions] == ["dictionary"]
     assert "model route skipped" in caplog.text
-    assert [i.kind for i in diseases.model_info()] == ["disease-dictionary",
-                                                      "disease-concept-chooser"]
+    assert [i.kind for i in diseases.model_info()] == ["disease-dictionary"]
 
 
 def test_cancers_are_listed_under_their_organ_site(vocab):

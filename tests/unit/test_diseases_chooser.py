@@ -121,14 +121,15 @@ def test_committed_artefact_loads_and_keeps_spans(data_dir):
     from tools.diseases import model_info
 
     assert chooser_state(CHOOSER_PATH).startswith("on (")
-    [chooser] = [i for i in model_info(("dictionary",)) if i.kind == "disease-concept-chooser"]
+    [chooser] = [i for i in model_info() if i.kind == "disease-concept-chooser"]
     assert chooser.name == "MEDIC concept chooser" and len(chooser.adapter_version or "") == 12
     doc = preprocess("Hereditary breast cancer",
                      "Cocaine-induced psychosis and breast and ovarian cancer were studied.")
-    on = extract_diseases(doc, routes=("dictionary",))
-    off = resolve(find_candidates([doc], ("dictionary",))[0], chooser=False)
+    found = find_candidates([doc], ("dictionary",))[0]
+    on, off = resolve(found, chooser=True), resolve(found, chooser=False)
     assert [(m.start, m.end) for m in on] == [(m.start, m.end) for m in off]
     assert all(m.concept_id.startswith(("MESH:", "OMIM:")) for m in on)
+    assert extract_diseases(doc, routes=("dictionary",)) == off  # adopted with the model only
 
 
 def test_pipeline_without_artefact_keeps_the_rules_and_the_record_says_so(
@@ -137,11 +138,12 @@ def test_pipeline_without_artefact_keeps_the_rules_and_the_record_says_so(
     from tools.diseases import model_info
 
     doc = preprocess("Hereditary breast cancer", "Psychosis after cocaine was studied.")
-    rules = resolve(find_candidates([doc], ("dictionary",))[0], chooser=False)
+    found = find_candidates([doc], ("dictionary",))[0]
+    rules = resolve(found, chooser=False)
     monkeypatch.setattr(context_concepts, "CHOOSER_PATH", tmp_path / "missing.json")
     with caplog.at_level("WARNING"):
-        mentions = extract_diseases(doc, routes=("dictionary",))
+        mentions = resolve(found, chooser=True)
     assert mentions == rules and "concept chooser not found" in caplog.text
-    [chooser] = [i for i in model_info(("dictionary",)) if i.kind == "disease-concept-chooser"]
+    [chooser] = [i for i in model_info() if i.kind == "disease-concept-chooser"]
     assert chooser.name.startswith("MEDIC concept chooser: off (")
     assert chooser.adapter_version is None

@@ -157,13 +157,17 @@ def resolve(candidates: Candidates, rule: MergeRule | None = None,
             chooser: bool | None = None) -> list[DiseaseMention]:
     """The mentions that survive the rule's bars and the overlap merge, in original offsets
     (`rule` None: the configured one), each concept re-chosen from its context when
-    `chooser` (None: the configured `diseases.concept_chooser`)."""
+    `chooser` (None: the configured `diseases.concept_chooser`, where the model route ran:
+    the chooser was adopted for the routes with the model; on the dictionary alone it
+    lowered NCBI dev concept F1 and halved throughput, reports/diseases/normaliser.md)."""
     rule = rule or configured_rule()
     vocab = load_vocabulary()
     support = candidates.scores.support if candidates.scores is not None else None
     kept = widen(merge(admit(candidates.spans, rule, support), rule.priority), candidates.spans,
                  rule)
-    if configured_chooser() if chooser is None else chooser:
+    if chooser is None:
+        chooser = configured_chooser() and candidates.scores is not None
+    if chooser:
         from tools.diseases.context_concepts import rechoose
 
         kept = rechoose(kept, candidates.text, vocab)
@@ -243,7 +247,7 @@ def model_info(routes: Sequence[str] = ("dictionary", "model"),
     if "llm" in routes:
         out.append(ModelInfo(name=f"{load_settings().diseases.llm_model} (grounded)",
                              kind="disease-llm"))
-    if configured_chooser() and ("dictionary" in routes or "model" in routes):
+    if configured_chooser() and "model" in routes and adapter_available():
         from tools.diseases.context_concepts import chooser_state
 
         state = chooser_state()  # "on (sha256[:12])", or "off (why)" when the artefact failed
