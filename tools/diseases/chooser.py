@@ -15,6 +15,7 @@ fold) scores them; the highest score wins.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,7 +60,8 @@ class Candidate:
     values: dict[str, float]
 
 
-def _fuzzy_keys(fuzzy: FuzzyIndex, key: str, allowed) -> list[tuple[str, float]]:
+def _fuzzy_keys(fuzzy: FuzzyIndex, key: str,
+                allowed: Callable[[str], bool]) -> list[tuple[str, float]]:
     """The FUZZY_K most similar allowed keys at cosine >= FUZZY_MIN (sparse: only the keys
     sharing an n-gram with the mention are touched)."""
     row = (fuzzy.vectoriser.transform([key]) @ fuzzy.by_ngram).tocsr()  # type: ignore[attr-defined]
