@@ -162,6 +162,9 @@ class DiseaseSettings(_Strict):
     min_model_score: float = Field(ge=0.0, le=1.0)
     min_dictionary_support: float = Field(ge=0.0, le=1.0)
     min_widen_score: float | None = Field(ge=0.0, le=1.0)  # null: never widen
+    # re-choose each kept span's concept from its context (tools/diseases/context_concepts.py,
+    # fitted by `make diseases-normaliser`); false: the rules' concept per string
+    concept_chooser: bool
 
     def merge_rule(self) -> MergeRule:
         return MergeRule(tuple(self.merge_priority), self.min_model_score,

@@ -79,7 +79,8 @@ def rule_counts(docs: list[GoldDoc], cands: list, rules: list[MergeRule]) -> np.
     """(rules, docs, 3): exact-match tp, predicted and gold mention counts per rule and doc."""
     out = np.zeros((len(rules), len(docs), 3), dtype=np.int64)
     for r, rule in enumerate(rules):
-        preds = in_gold_offsets(docs, [resolve(c, rule) for c in cands])
+        # spans only: the concept chooser changes concepts, never spans, so it stays off here
+        preds = in_gold_offsets(docs, [resolve(c, rule, chooser=False) for c in cands])
         for d, (doc, pred) in enumerate(zip(docs, preds, strict=True)):
             gold = {(m.start, m.end) for m in doc.mentions}
             spans = {(s, e) for s, e, *_ in pred}

@@ -43,6 +43,8 @@ SECTIONS = [
      "diseases/engines.md", None),
     ("The disease merge rule, cross-validated on dev documents", "diseases/rules.md", None),
     ("Where the disease route's dev errors come from", "diseases/audit.md", None),
+    ("Disease concepts: the rules against the concept chooser (dev)",
+     "diseases/normaliser.md#Dev sets (default route, configured merge rule)", None),
     ("Hostile input: CLI, API and stream workers", "trust/hostile.md#lead", None),
     ("Citation analysis: the LLM against the rules", "citations/llm.md#Cost", None),
     ("Preprocessing speed", "preprocessing/bench.md", None),

@@ -1,7 +1,7 @@
 # Disease extraction (issues 4, 20): adapter training, rule choice by cross-validation,
 # evaluation on NCBI/BC5CDR dev, error audit, training-cost check, tests.
 .PHONY: diseases-train diseases-train-syn diseases-rules diseases-eval diseases-audit \
-	diseases-model-cost diseases-engines diseases-candidate-syn diseases-test
+	diseases-model-cost diseases-engines diseases-candidate-syn diseases-normaliser diseases-test
 
 diseases-train:  ## LoRA-tune MiniLM for disease NER -> adapters/ner-minilm/ (~52 CPU-min)
 	$(PY) -m finetune.train_ner
@@ -23,6 +23,9 @@ diseases-eval:  ## P/R/F1, concept F1, throughput per route on the dev sets -> r
 diseases-engines:  ## default route on torch vs ctranslate2 int8 NER, one interleaved run -> reports/diseases/engines.*
 	nice -n 5 $(PY) -m eval.disease_engines --speed-docs 60 --repeats 3
 
+diseases-normaliser:  ## fit the concept chooser on train mentions (priors out of fold), C by CV -> adapters/disease-chooser/, reports/diseases/normaliser.*
+	nice -n 5 $(PY) -m eval.disease_normaliser
+
 diseases-audit:  ## sort every dev error of the default route into a class -> reports/diseases/audit.*
 	$(PY) -m eval.disease_audit
 
@@ -31,4 +34,4 @@ diseases-model-cost:  ## s/step of MiniLM vs Qwen2.5-0.5B token classifiers -> r
 
 diseases-test:
 	$(PY) -m pytest -q tests/unit/test_diseases.py tests/unit/test_diseases_ner.py tests/unit/test_diseases_eval.py \
-		tests/unit/test_diseases_ct2.py
+		tests/unit/test_diseases_ct2.py tests/unit/test_diseases_chooser.py

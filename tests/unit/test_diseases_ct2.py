@@ -151,7 +151,7 @@ def test_record_names_the_ner_engine():
     from tools.diseases import adapter_available, model_info
 
     assert adapter_available()  # adapters/ner-minilm/ is committed
-    [ner] = model_info(("model",), backend="torch")
+    ner = model_info(("model",), backend="torch")[0]
     assert ner.kind == "disease-ner" and ner.backend == "torch"
     assert model_info(("model",))[0].backend == load_settings().diseases.model_backend
 

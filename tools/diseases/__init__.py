@@ -147,14 +147,30 @@ def configured_rule() -> MergeRule:
     return load_settings().diseases.merge_rule()
 
 
-def resolve(candidates: Candidates, rule: MergeRule | None = None) -> list[DiseaseMention]:
+@lru_cache(maxsize=1)
+def configured_chooser() -> bool:
+    """Whether configs/default.yaml re-chooses concepts from context (the library default)."""
+    return load_settings().diseases.concept_chooser
+
+
+def resolve(candidates: Candidates, rule: MergeRule | None = None,
+            chooser: bool | None = None) -> list[DiseaseMention]:
     """The mentions that survive the rule's bars and the overlap merge, in original offsets
-    (`rule` None: the configured one)."""
+    (`rule` None: the configured one), each concept re-chosen from its context when
+    `chooser` (None: the configured `diseases.concept_chooser`, where the model route ran:
+    the chooser was adopted for the routes with the model; on the dictionary alone it
+    lowered NCBI dev concept F1 and halved throughput, reports/diseases/normaliser.md)."""
     rule = rule or configured_rule()
     vocab = load_vocabulary()
     support = candidates.scores.support if candidates.scores is not None else None
     kept = widen(merge(admit(candidates.spans, rule, support), rule.priority), candidates.spans,
                  rule)
+    if chooser is None:
+        chooser = configured_chooser() and candidates.scores is not None
+    if chooser:
+        from tools.diseases.context_concepts import rechoose
+
+        kept = rechoose(kept, candidates.text, vocab)
     return _to_mentions(candidates.doc, propagate_abbreviations(kept, candidates.text, vocab),
                         vocab)
 
@@ -231,4 +247,12 @@ def model_info(routes: Sequence[str] = ("dictionary", "model"),
     if "llm" in routes:
         out.append(ModelInfo(name=f"{load_settings().diseases.llm_model} (grounded)",
                              kind="disease-llm"))
+    if configured_chooser() and "model" in routes and adapter_available():
+        from tools.diseases.context_concepts import chooser_state
+
+        state = chooser_state()  # "on (sha256[:12])", or "off (why)" when the artefact failed
+        on = state.startswith("on (")
+        out.append(ModelInfo(name="MEDIC concept chooser" + ("" if on else f": {state}"),
+                             kind="disease-concept-chooser",
+                             adapter_version=state[4:-1] if on else None))
     return out

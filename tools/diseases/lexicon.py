@@ -39,11 +39,11 @@ _INDEX_VERSION = "4"
 _EXTEND_MIN_SEEN, _EXTEND_MIN_SHARE = 5, 0.6  # see _learn_extensions
 
 
-def _source_files(data: Path) -> list[Path]:
-    return [data / VOCAB_FILE, *(data / f for f in _CORPUS_TRAIN)]
+def source_files(data: Path) -> list[Path]:
+    return [data / VOCAB_FILE, *(data / f for f in CORPUS_TRAIN)]
 
 
-_CORPUS_TRAIN = ("ncbi_disease/NCBItrainset_corpus.txt", "bc5cdr/CDR_TrainingSet.PubTator.txt")
+CORPUS_TRAIN = ("ncbi_disease/NCBItrainset_corpus.txt", "bc5cdr/CDR_TrainingSet.PubTator.txt")
 
 
 def _parse_medic(path: Path) -> tuple[dict[str, Concept], dict[str, str]]:
@@ -105,7 +105,7 @@ def build(data: Path) -> Vocabulary:
                     candidates[" ".join([*words[:-1], head])][cid] += 0.5  # type: ignore[assignment]
     # Modifier words are learnt against MEDIC names alone: with the train mentions in the
     # lexicon, every train phrase would already match whole and nothing would be learnt.
-    docs = [d for f in _CORPUS_TRAIN if (data / f).exists() for d in read_pubtator(data / f)]
+    docs = [d for f in CORPUS_TRAIN if (data / f).exists() for d in read_pubtator(data / f)]
     extend_left, extend_right = _learn_extensions(
         index(concepts, alt_ids, candidates, upper_only), docs)
     # Training annotations: corpus spellings ("G6PD deficiency") and the concept annotators
@@ -197,7 +197,7 @@ def _fingerprint(paths: list[Path]) -> str:
     return h.hexdigest()[:16]
 
 
-def _cache_root() -> Path:
+def cache_root() -> Path:
     default = Path.home() / ".cache" / "oncograph"
     return Path(os.environ.get("ONCOGRAPH_CACHE", default)).expanduser()
 
@@ -208,7 +208,7 @@ def load_vocabulary(data_dir: str | None = None) -> Vocabulary:
     data = Path(data_dir) if data_dir else load_settings().data_path()
     if not (data / VOCAB_FILE).exists():
         raise FileNotFoundError(f"disease vocabulary not found: {data / VOCAB_FILE}")
-    cache = _cache_root() / "diseases" / f"vocab-{_fingerprint(_source_files(data))}.pkl"
+    cache = cache_root() / "diseases" / f"vocab-{_fingerprint(source_files(data))}.pkl"
     if cache.exists():
         with cache.open("rb") as fh:
             return pickle.load(fh)
