@@ -38,8 +38,8 @@ run:  ## the main job on the embedded example input
 include $(wildcard make/*.mk)
 
 .PHONY: verifier-tune verifier-report reports readme
-verifier-tune:  ## choose the verifier's threshold and ladder on the val split -> reports/verifier/tuning.*
-	$(PY) -m eval.verifier_tuning --split val
+verifier-tune:  ## choose the verifier's threshold and rung under the fused decision (CV on val; writes the config when it differs; then decision-fit) -> reports/verifier/tuning.*
+	nice -n 5 $(PY) -m eval.verifier_tuning --write-config
 
 verifier-report:  ## the whole graph on the test split: re-query rate and its effect on accuracy (~11 CPU-min)
 	$(PY) -m eval.verifier_effect

@@ -94,12 +94,13 @@ def read_cached(path: Path, ids: list[str], version: str | None = None,
 
 def predict(model: str, variant: str, split: str, out: Path, refresh: bool,
             cached_only: bool = False, examples: list | None = None,
-            backend: Backend | None = None) -> dict:
+            backend: Backend | None = None, prompt: str = "default") -> dict:
     """P(Cancer) for the split, from the cache or by running the model (then cached).
 
     `examples` (finetune.data.Example-like: abstract_id, text, label) scores another named
-    set, e.g. the out-of-domain check; `split` then only names its cache file. `backend`
-    overrides a causal LM's configured inference engine."""
+    set, e.g. the out-of-domain check or another view of a split; `split` then only names its
+    cache file. `backend` overrides a causal LM's configured inference engine; `prompt` the
+    prompt variant (a cache file of its own)."""
     from finetune.data import load_split
     from tools.classifier.registry import get_classifier, resolve_backend
 
@@ -107,7 +108,8 @@ def predict(model: str, variant: str, split: str, out: Path, refresh: bool,
     ids = [e.abstract_id for e in examples]
     y = np.array([e.label for e in examples])
     backend = resolve_backend(load_model_config(model), backend)
-    path = _cache_path(out, model, variant, split, backend)
+    path = _cache_path(out, model, variant, split if prompt == "default" else f"{split}__{prompt}",
+                       backend)
     meta_path = path.with_suffix(".json")
     inputs = model_inputs(model, [e.text for e in examples])
     p = None if refresh else read_cached(path, ids, adapter_version(model, variant), inputs)
@@ -118,7 +120,7 @@ def predict(model: str, variant: str, split: str, out: Path, refresh: bool,
         t0 = time.time()
         clf = get_classifier(model, variant, backend)
         t1 = time.time()
-        p = np.round(clf.predict_proba([e.text for e in examples], calibrated=False), 6)
+        p = np.round(clf.predict_proba([e.text for e in examples], prompt, calibrated=False), 6)
         seconds = time.time() - t1
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", newline="") as fh:

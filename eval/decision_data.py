@@ -3,6 +3,8 @@
 Classifier scores come through `eval.compare.predict` (the registry, cached per model,
 adapter version and text hash; calibrated where the adapter has a map, as the graph's
 attempts are), so a refit after a backend or adapter change re-scores only what changed.
+The re-query may be any call (model, view, prompt); another view or prompt has a cache file
+of its own (`make verifier-tune` loads every candidate rung this way).
 The disease evidence is the graph's own extractor (configured routes and merge rule), cached
 under ~/.cache/oncograph/decision/ keyed by the texts, routes, rule and NER adapter.
 `replay` runs the verifier's policy and the fused decision over those rows exactly as the
@@ -15,10 +17,12 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
-from core.settings import LadderStep, Settings
+from core.labels import Example
+from core.settings import LadderStep, Settings, View
 from eval.compare import REPORT_DIR, predict
 from tools.decision import Call, DecisionModel, Evidence, find_problem
 from tools.preprocess import Preprocessed
@@ -48,9 +52,6 @@ def requery_call(settings: Settings) -> tuple[str, str, str]:
                                                          FIRST_PROMPT):
         raise ValueError("the decision is fitted with one re-query: set verifier.max_requeries "
                          ">= 1 and a first ladder rung that differs from the first call")
-    if call[1:] != (FIRST_VIEW, FIRST_PROMPT):
-        raise ValueError(f"re-query {call}: the fit reads cached scores of the {FIRST_VIEW} "
-                         f"view with the {FIRST_PROMPT} prompt only")
     return call
 
 
@@ -83,37 +84,47 @@ def mentions_for(docs: list[Preprocessed], settings: Settings) -> list[list[dict
 
 
 def load_rows(name: str, settings: Settings, out: Path = REPORT_DIR,
-              cached_only: bool = False, scores: bool = True) -> Rows:
+              cached_only: bool = False, scores: bool = True,
+              call: tuple[str, str, str] | None = None) -> Rows:
     """A split (train / val / test) or the out-of-domain dev set ("ood-dev"). `scores=False`
     reads the disease evidence only (classifier scores NaN): the classifiers' train scores
-    are in-sample, and the 1.5B would take ~25 CPU-minutes to make them."""
-    from eval.ood import OOD_NAME, load_ood, ood_examples
-    from finetune.data import load_corpus, read_split, to_example
-    from tools.preprocess import preprocess
+    are in-sample, and the 1.5B would take ~25 CPU-minutes to make them. `call` is the
+    re-query (model, view, prompt); default: the configured ladder's first rung."""
+    from eval.ood import OOD_NAME, load_ood
+    from finetune.data import load_corpus, read_split
+    from tools.preprocess import model_text, preprocess
 
     if name == OOD_NAME:
         ood = load_ood(settings)
-        examples = ood_examples(ood)
         docs = [d.doc() for d in ood]
+        ids, labels = [d.abstract_id for d in ood], [d.label for d in ood]
     else:
         corpus = {r.abstract_id: r for r in load_corpus(settings)}
         rows = [corpus[i] for i in read_split(name)]
-        examples = [to_example(r) for r in rows]
         docs = [preprocess(r.title, r.abstract) for r in rows]
+        ids, labels = [r.abstract_id for r in rows], [int(r.label == "Cancer") for r in rows]
+
+    def examples(view: str) -> list[Example]:
+        """What a call on this view sees (as finetune.data.to_example and the graph's calls)."""
+        return [Example(i, model_text(d, cast(View, view)), y)
+                for i, d, y in zip(ids, docs, labels, strict=True)]
+
     model = settings.classifier.model
-    call = requery_call(settings)
-    y = np.array([e.label for e in examples], dtype=int)
-    p1 = p2 = np.full(len(examples), np.nan)
-    if scores:  # rounded as the graph's attempts hold them
-        common = (name, out, False, cached_only, examples)
-        p1 = np.round(predict(model, "finetuned", *common)["p"], 6)
-        p2 = np.round(predict(call[0], "finetuned", *common)["p"], 6)
+    call = call or requery_call(settings)
+    y = np.array(labels, dtype=int)
+    p1 = p2 = np.full(len(ids), np.nan)
+    if scores:  # rounded as the graph's attempts hold them; a view has a cache file of its own
+        p1 = np.round(predict(model, "finetuned", name, out, False, cached_only,
+                              examples(FIRST_VIEW))["p"], 6)
+        view_name = name if call[1] == FIRST_VIEW else f"{name}__{call[1]}"
+        p2 = np.round(predict(call[0], "finetuned", view_name, out, False, cached_only,
+                              examples(call[1]), prompt=call[2])["p"], 6)
     evidence = [
         Evidence.from_state([{"model": model, "view": FIRST_VIEW, "prompt": FIRST_PROMPT,
                               "p_cancer": p}], ms)
         for p, ms in zip(p1, mentions_for(docs, settings), strict=True)
     ]
-    return Rows(name, [e.abstract_id for e in examples], y, p1, p2, call, model, evidence)
+    return Rows(name, ids, y, p1, p2, call, model, evidence)
 
 
 def with_requery(rows: Rows, k: int) -> Evidence:

@@ -1,216 +1,284 @@
-"""Choose the verifier's threshold and escalation ladder on the validation split.
+"""Choose the verifier's threshold and re-query rung under the fused decision, on val.
 
-    python -m eval.verifier_tuning [--model qwen2.5-1.5b] [--split val] [--limit N]
+    python -m eval.verifier_tuning [--config FILE] [--repeats 20] [--write-config]
 
-Scores every candidate call (the configured model on other views and prompts; other
-models) on the split once, finds the cancer concepts the disease route sees, then
-replays the verifier's policy as it was before the fused decision (mean P(Cancer) over
-attempts at 0.5, re-query while unsure or inconsistent with the diseases) for every
-threshold and ladder of a grid. Since 2026-12-03 the graph labels with the fused decision
-(docs/decision.md), whose fit replays its own trigger; this grid still ranks ladders by
-how much a re-query adds to a mean, not to the fusion.
-The best rule by accuracy (ties: fewer classifier calls, then the current setting) is
-the one to put in configs/default.yaml; `make verifier-report` then measures it on test.
-Writes reports/verifier/tuning.{json,md,png}.
+The graph labels with the fused decision (docs/decision.md): the verifier re-queries when
+the `first` stage's fused P(Cancer) lies within logit(`verifier.confidence_threshold`) of
+the operating point or contradicts the diseases found, and `decide` then scores with the
+`full` stage, which reads the re-query's logit. So a (threshold, rung) setting is judged by
+that policy: for every candidate re-query call (`candidate_calls`) the fused decision is
+fitted exactly as `make decision-fit` fits it (eval.decision_fit: its variants, C grid,
+repeated stratified 5-fold CV on val, out-of-fold), and for every threshold of the grid its
+adoption rule picks the variant and C whose held-out folds, replaying the trigger and the
+operating point, give the lowest log-loss. The ladder has one rung: the decision has one
+re-query feature, so a second rung would cost a call that no fitted stage reads.
+
+Selection rule (written down before any figure of this grid was seen; test is never read):
+1. each setting's score is the repeated-CV log-loss of the decision its fit adopts;
+2. L* is the lowest; a setting ties with it when its log-loss is <= L* + SE*, SE* the
+   standard error of the best setting's log-loss over the CV repeats (one-standard-error rule);
+3. among the ties: the fewest classifier calls per abstract, then the current setting
+   (configs/default.yaml), then the lowest log-loss.
+Writes reports/verifier/tuning.{json,md,png}; with --write-config puts the choice into
+configs/default.yaml when it differs from it (then `make decision-fit` must refit).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
+import sys
 import time
-from itertools import permutations, product
 from pathlib import Path
-from statistics import fmean
 
-from core.settings import PROJECT_ROOT, LadderStep, Settings, View, load_settings
-from finetune.data import load_corpus, read_split
-from tools.decision import find_problem
-from tools.diseases import extract_batch
-from tools.preprocess import Preprocessed, model_text, preprocess
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from core.settings import PROJECT_ROOT, ConfigError, Settings, load_settings
+from eval.decision_data import FIRST_PROMPT, FIRST_VIEW, Rows, load_rows, requery_call
+from eval.decision_fit import C_GRID, VARIANTS, candidate_fits, cross_fit_evidence, select
 
 REPORT_DIR = PROJECT_ROOT / "reports" / "verifier"
+CONFIG = PROJECT_ROOT / "configs" / "default.yaml"
 THRESHOLDS = (0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99)
 OTHER_MODELS = ("tfidf-logreg", "minilm", "keyword-rule")
-Call = tuple[str, View, str]  # (model, view, prompt), as agents.classifier names a call
+Call = tuple[str, str, str]  # (model, view, prompt), as agents.classifier names a call
 
 
 def candidate_calls(model: str) -> list[Call]:
     """The first call, then the rungs a ladder may use: the same model on another view or
     prompt (each costs a pass over the split: ~5 min for the 1.5B on val), other models."""
-    rungs: tuple[tuple[View, str], ...] = (
-        ("title_and_abstract", "default"), ("abstract_first", "default"),
-        ("head_and_tail", "default"), ("abstract_first", "definition"))
+    rungs = (("title_and_abstract", "default"), ("abstract_first", "default"),
+             ("head_and_tail", "default"), ("abstract_first", "definition"))
     own = [(model, view, prompt) for view, prompt in rungs]
-    return own + [(m, "title_and_abstract", "default") for m in OTHER_MODELS if m != model]
+    return own + [(m, FIRST_VIEW, FIRST_PROMPT) for m in OTHER_MODELS if m != model]
 
 
-def replay(p_by_call: dict[Call, float], cancer_found: bool, threshold: float,
-           ladder: tuple[Call, ...]) -> tuple[float, int]:
-    """(final P(Cancer), classifier calls) the verifier reaches for one abstract."""
-    calls = [next(iter(p_by_call))]  # the first call
-    mentions = [{"name": "cancer", "is_cancer": True}] if cancer_found else []
-    while True:
-        p = fmean(p_by_call[c] for c in calls)
-        if find_problem(p, mentions, threshold) is None or len(calls) > len(ladder):
-            return p, len(calls)
-        calls.append(ladder[len(calls) - 1])
+def log_loss_se(p: np.ndarray, y: np.ndarray, repeats: int) -> float:
+    """Standard error of the CV log-loss over the repeats (each repeat scores every row once)."""
+    from sklearn.metrics import log_loss
+
+    per_repeat = [log_loss(yr, np.clip(pr, 1e-6, 1 - 1e-6), labels=[0, 1])
+                  for pr, yr in zip(np.split(p, repeats), np.split(y, repeats), strict=True)]
+    return float(np.std(per_repeat, ddof=1) / np.sqrt(repeats)) if repeats > 1 else 0.0
 
 
-def evaluate(rows: list[dict], threshold: float, ladder: tuple[Call, ...]) -> dict:
-    finals = [replay(r["p"], r["cancer_found"], threshold, ladder) for r in rows]
-    correct = [(p >= 0.5) == r["gold"] for (p, _), r in zip(finals, rows, strict=True)]
-    first = [(next(iter(r["p"].values())) >= 0.5) == r["gold"] for r in rows]
+def setting_scores(rows: Rows, fits: list[dict], threshold: float, target: float,
+                   repeats: int) -> dict:
+    """One (rung, threshold): what the decision fit adopts there, scored on held-out folds."""
+    chosen = select(rows, fits, target, threshold)
+    a = chosen["adopted"]
     return {
-        "threshold": threshold,
-        "ladder": [list(c) for c in ladder],
-        "accuracy": round(sum(correct) / len(rows), 4),
-        "first_call_accuracy": round(sum(first) / len(rows), 4),
-        "mean_calls": round(fmean(n for _, n in finals), 3),
-        "requery_rate": round(sum(n > 1 for _, n in finals) / len(rows), 4),
-        "fixed": sum(c and not f for c, f in zip(correct, first, strict=True)),
-        "broken": sum(f and not c for c, f in zip(correct, first, strict=True)),
+        "threshold": threshold, "rung": list(rows.requery_call),
+        "variant": a["variant"], "C": a["C"], "log_loss": a["log_loss"],
+        "log_loss_se": round(log_loss_se(a["_cv"]["p"], a["_cv"]["y"], repeats), 5),
+        "accuracy": a["accuracy"], "recall_cancer": a["recall_cancer"],
+        "precision_cancer": a["precision_cancer"], "ece": a["ece"],
+        "operating_point": a["threshold"], "requery_rate": a["requery_rate"],
+        "mean_calls": round(1 + a["requery_rate"], 4),
     }
 
 
-def score_calls(docs: list[Preprocessed], calls: list[Call]) -> dict[Call, list[float]]:
-    from tools.classifier.tool import classify_abstracts
+def choose(results: list[dict], current: dict) -> dict:
+    """The selection rule of the module docstring."""
+    best = min(results, key=lambda r: r["log_loss"])
+    ties = [r for r in results if r["log_loss"] <= best["log_loss"] + best["log_loss_se"]]
+    return min(ties, key=lambda r: (r["mean_calls"], not is_setting(r, current), r["log_loss"]))
 
-    out = {}
-    for model, view, prompt in calls:
+
+def is_setting(result: dict, setting: dict) -> bool:
+    return (result["threshold"] == setting["threshold"]
+            and list(result["rung"]) == list(setting["rung"]))
+
+
+def tune(settings: Settings, repeats: int, variants: tuple[str, ...] = VARIANTS) -> dict:
+    model, target = settings.classifier.model, settings.decision.target_recall
+    configured = requery_call(settings)
+    current = {"threshold": settings.verifier.confidence_threshold, "rung": list(configured)}
+    rungs = list(dict.fromkeys([*candidate_calls(model)[1:], configured]))
+    evidence = None
+    results, calls = [], {}
+    for rung in rungs:
         t0 = time.perf_counter()
-        scores = classify_abstracts.invoke(
-            {"texts": [model_text(d, view) for d in docs], "model": model, "prompt": prompt})
-        out[(model, view, prompt)] = [s["Cancer"] for s in scores]
-        print(f"{model} {view} {prompt}: {len(docs)} in {time.perf_counter() - t0:.0f} s",
+        rows = load_rows("val", settings, call=rung)
+        if evidence is None and "cross-fit" in variants:
+            train = load_rows("train", settings, scores=False, call=rung)
+            evidence = cross_fit_evidence(train, rows)
+        calls[" / ".join(rung)] = round(float(((rows.requery >= 0.5) == rows.y).mean()), 4)
+        with threadpool_limits(1):  # thousands of tiny fits: BLAS threads only contend
+            fits = candidate_fits(rows, variants, repeats, evidence)
+            for threshold in THRESHOLDS:
+                results.append(setting_scores(rows, fits, threshold, target, repeats))
+        print(f"{' / '.join(rung)}: {time.perf_counter() - t0:.0f} s", file=sys.stderr,
               flush=True)
-    return out
-
-
-def tune(settings: Settings, split: str, limit: int | None) -> dict:
-    model = settings.classifier.model
-    corpus = {r.abstract_id: r for r in load_corpus(settings)}
-    ids = read_split(split)[:limit]
-    docs = [preprocess(corpus[i].title, corpus[i].abstract) for i in ids]
-    mentions = extract_batch(docs, settings.diseases.routes, rule=settings.diseases.merge_rule(),
-                             backend=settings.diseases.model_backend)
-    first = candidate_calls(model)[0]
-    # as agents.classifier.next_call walks it: a rung repeating an earlier call is skipped
-    current_ladder = tuple(dict.fromkeys(
-        [first, *(_call(s, model) for s in settings.verifier.ladder)]
-        [: settings.verifier.max_requeries + 1]))[1:]
-    calls = list(dict.fromkeys([*candidate_calls(model), *current_ladder]))
-    scored = score_calls(docs, calls)
-    rows = [
-        {"abstract_id": i, "gold": corpus[i].label == "Cancer",
-         "cancer_found": any(m.is_cancer for m in found),
-         "p": {c: scored[c][k] for c in calls}}
-        for k, (i, found) in enumerate(zip(ids, mentions, strict=True))
-    ]
-    rungs = calls[1:]
-    ladders = [()] + [p for n in (1, 2) for p in permutations(rungs, n)]
-    results = [evaluate(rows, t, lad) for t, lad in product(THRESHOLDS, ladders)]
-    now = evaluate(rows, settings.verifier.confidence_threshold, current_ladder)
-    best = max(results, key=lambda r: (r["accuracy"], -r["mean_calls"], r == now))
+    first = (model, FIRST_VIEW, FIRST_PROMPT)
+    calls = {" / ".join(first): round(float(((rows.first >= 0.5) == rows.y).mean()), 4), **calls}
+    now = next((r for r in results if is_setting(r, current)), None)
+    if now is None:  # a configured threshold outside the grid: score it too
+        rows = load_rows("val", settings, call=configured)
+        with threadpool_limits(1):
+            fits = candidate_fits(rows, variants, repeats, evidence)
+            now = setting_scores(rows, fits, settings.verifier.confidence_threshold, target,
+                                 repeats)
+        results.append(now)
+    chosen = choose(results, current)
+    best = min(results, key=lambda r: r["log_loss"])
     return {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "model": model, "split": split, "n": len(rows),
-        "calls": {" / ".join(c): round(sum((p >= 0.5) == r["gold"] for p, r in zip(
-            scored[c], rows, strict=True)) / len(rows), 4) for c in calls},
-        "current": now, "best": best, "no_verifier": evaluate(rows, 1.0, ()),
-        "results": results,
+        "model": model, "split": "val", "n": len(rows.y), "repeats": repeats,
+        "variants": list(dict.fromkeys(("first-call", *variants))), "c_grid": list(C_GRID),
+        "target_recall": target, "calls": calls, "current": now, "lowest_log_loss": best,
+        "tie_band": round(best["log_loss"] + best["log_loss_se"], 5),
+        "chosen": chosen, "differs": not is_setting(chosen, current),
+        "chosen_settings": as_settings(chosen, model), "results": results,
     }
-
-
-def _call(step: LadderStep, model: str) -> Call:
-    return (step.model or model, step.view, step.prompt)
 
 
 def as_settings(result: dict, model: str) -> dict:
     """The verifier block for configs/default.yaml that reproduces a result."""
-    ladder = []
-    for m, view, prompt in result["ladder"]:
-        step = {"view": view, "prompt": prompt}
-        if m != model:
-            step["model"] = m
-        ladder.append(step)
-    return {"confidence_threshold": result["threshold"],
-            "max_requeries": len(result["ladder"]), "ladder": ladder}
+    m, view, prompt = result["rung"]
+    step = {"view": view, "prompt": prompt, **({"model": m} if m != model else {})}
+    return {"confidence_threshold": result["threshold"], "max_requeries": 1, "ladder": [step]}
 
 
-def _markdown(report: dict) -> str:
-    def line(name: str, r: dict) -> str:
-        ladder = " -> ".join("/".join(c) for c in r["ladder"]) or "(none)"
-        return (f"| {name} | {r['threshold']} | {ladder} | **{r['accuracy']:.3f}** | "
-                f"{r['requery_rate']:.1%} | {r['mean_calls']:.2f} | {r['fixed']} | {r['broken']} |")
+def write_config(verifier: dict, path: Path = CONFIG) -> None:
+    """The chosen threshold and ladder into the `verifier:` block of the YAML, comments kept."""
+    text = path.read_text()
+    step = ", ".join(f"{k}: {v}" for k, v in verifier["ladder"][0].items())
+    edits = ((r"^(  confidence_threshold:[ ]*)(\S+)", rf"\g<1>{verifier['confidence_threshold']}"),
+             (r"^(  max_requeries:[ ]*)(\S+)", rf"\g<1>{verifier['max_requeries']}"),
+             (r"^(  ladder:\n)(?:    - .*\n)+", rf"\g<1>    - {{{step}}}\n"))
+    for pattern, repl in edits:
+        text, n = re.subn(pattern, repl, text, count=1, flags=re.M)
+        if n != 1:
+            raise ValueError(f"{path}: no verifier line matching {pattern!r} to set")
+    path.write_text(text)
 
-    calls = "\n".join(f"| {c} | {a:.3f} |" for c, a in report["calls"].items())
-    return f"""# Verifier tuning on the {report['split']} split
 
-Generated by `python -m eval.verifier_tuning` ({report['when']}); model `{report['model']}`,
-{report['n']} abstracts. Every candidate call was scored once; the verifier's policy was
-replayed for {len(report['results'])} (threshold, ladder) settings. Chosen on this split:
-measure it on test with `make verifier-report`.
+def _line(name: str, r: dict) -> str:
+    return (f"| {name} | {r['threshold']} | {' / '.join(r['rung'])} | {r['variant']} | {r['C']} | "
+            f"{r['log_loss']:.4f} ± {r['log_loss_se']:.4f} | {r['accuracy']:.3f} | "
+            f"{r['recall_cancer']:.3f} | {r['precision_cancer']:.3f} | {r['operating_point']:.3f} "
+            f"| {r['requery_rate']:.1%} | {r['mean_calls']:.3f} |")
 
-| setting | threshold | ladder | accuracy | re-queried | calls/abstract | fixed | broken |
-|---|---|---|---|---|---|---|---|
-{line("no verifier", report["no_verifier"])}
-{line("current (configs/default.yaml)", report["current"])}
-{line("**best**", report["best"])}
 
-Best as configuration: `{json.dumps(as_settings(report["best"], report["model"]))}`
+HEADER = ("| setting | threshold | re-query rung | adopted variant | C | CV log-loss ± SE | "
+          "accuracy | Cancer recall | precision | operating point | re-queried | calls/abstract |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|")
 
-Each call alone (accuracy at 0.5):
+
+def render(report: dict) -> str:
+    c, now = report["chosen"], report["current"]
+    verdict = (f"It **differs** from configs/default.yaml (threshold {now['threshold']}, rung "
+               f"{' / '.join(now['rung'])}); `--write-config` writes it, then `make decision-fit` "
+               "must refit the decision for the new rung."
+               if report["differs"] else "It is the setting configs/default.yaml already has: "
+               "nothing to change.")
+    grid = "\n".join(_line("", r) for r in sorted(report["results"],
+                                                   key=lambda r: (r["log_loss"], r["mean_calls"])))
+    calls = "\n".join(f"| {k} | {v:.3f} |" for k, v in report["calls"].items())
+    return f"""# Verifier tuning under the fused decision ({report['when']})
+
+Generated by `python -m eval.verifier_tuning` (`make verifier-tune`); first call
+`{report['model']}`, the {report['n']} val abstracts, never test. For each candidate re-query
+rung the fused decision was fitted as `make decision-fit` fits it (variants
+{', '.join(report['variants'])}; C in {report['c_grid']}; repeated stratified 5-fold CV,
+{report['repeats']} repeats, out-of-fold), and for each verifier threshold its adoption rule
+picked the variant and C; every figure below is from held-out folds replaying the
+verifier's trigger and the operating point (target Cancer recall {report['target_recall']}).
+One rung: the decision reads one re-query.
+
+## Selection rule (written before the grid was computed)
+
+Lowest repeated-CV log-loss L*; settings within L* + SE* (SE*: the standard error of the
+best setting's log-loss over the repeats) tie; among ties the fewest classifier calls per
+abstract, then the current setting, then the lowest log-loss. Here L* =
+{report['lowest_log_loss']['log_loss']:.4f}, tie band <= {report['tie_band']:.4f}.
+
+Chosen: **threshold {c['threshold']}, re-query {' / '.join(c['rung'])}**
+(`{json.dumps(report['chosen_settings'])}`).
+{verdict} Choosing among {len(report['results'])} settings (and, inside each, among the fit's
+variants and C values) on the same folds makes these CV figures optimistic.
+
+{HEADER}
+{_line("**chosen**", c)}
+{_line("current (configs/default.yaml)", now)}
+{_line("lowest log-loss", report['lowest_log_loss'])}
+
+Every setting (sorted by CV log-loss):
+
+{HEADER}
+{grid}
+
+Each call alone on val (accuracy of its calibrated P at 0.5):
 
 | call (model / view / prompt) | accuracy |
 |---|---|
 {calls}
 
-![accuracy by threshold](tuning.png)
+![CV log-loss by threshold and rung](tuning.png)
 """
 
 
-def _plot(report: dict, path: Path) -> None:
+def plot(report: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for t in THRESHOLDS:
-        accs = [r["accuracy"] for r in report["results"] if r["threshold"] == t]
-        ax.scatter([t] * len(accs), accs, s=8, alpha=0.5, color="#58a")
-    ax.axhline(report["no_verifier"]["accuracy"], color="k", linestyle="--", label="no verifier")
-    ax.scatter([report["best"]["threshold"]], [report["best"]["accuracy"]], color="#c33",
-               label="best", zorder=3)
-    ax.set_xlabel("confidence threshold")
-    ax.set_ylabel(f"accuracy ({report['split']})")
-    ax.set_title("Verifier settings (dots: ladders)")
-    ax.legend()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), dpi=120)
+    by_rung: dict[str, list[dict]] = {}
+    for r in report["results"]:
+        by_rung.setdefault(" / ".join(r["rung"]), []).append(r)
+    for name, rs in by_rung.items():
+        rs = sorted(rs, key=lambda r: r["threshold"])
+        t = [r["threshold"] for r in rs]
+        axes[0].errorbar(t, [r["log_loss"] for r in rs], yerr=[r["log_loss_se"] for r in rs],
+                         marker="o", ms=3, capsize=2, label=name)
+        axes[1].plot(t, [r["mean_calls"] for r in rs], marker="o", ms=3, label=name)
+    c = report["chosen"]
+    axes[0].scatter([c["threshold"]], [c["log_loss"]], s=90, facecolors="none",
+                    edgecolors="k", zorder=3, label="chosen")
+    axes[0].axhline(report["tie_band"], color="grey", linestyle=":", label="tie band")
+    axes[0].set_ylabel("CV log-loss (val, held-out)")
+    axes[1].set_ylabel("classifier calls per abstract")
+    for ax in axes:
+        ax.set_xlabel("verifier confidence threshold")
+    axes[0].legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path)
     plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default=None)
     ap.add_argument("--config", default=None)
-    ap.add_argument("--split", default="val", choices=["train", "val"],
-                    help="never test: the report on test measures the choice")
-    ap.add_argument("--limit", type=int, default=None, help="first N abstracts (smoke runs)")
+    ap.add_argument("--model", default=None, help="the first-call classifier")
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--variants", nargs="+", choices=VARIANTS[1:], default=list(VARIANTS[1:]))
+    ap.add_argument("--write-config", action="store_true",
+                    help="put the choice into configs/default.yaml when it differs")
     ap.add_argument("--out", type=Path, default=REPORT_DIR)
     args = ap.parse_args(argv)
-    settings = load_settings(args.config, classifier={"model": args.model} if args.model else None)
-    report = tune(settings, args.split, args.limit)
+    try:
+        settings = load_settings(args.config,
+                                 classifier={"model": args.model} if args.model else None)
+        report = tune(settings, args.repeats, tuple(args.variants))
+    except (ConfigError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     args.out.mkdir(parents=True, exist_ok=True)
-    slim = {**report, "results": sorted(report["results"], key=lambda r: -r["accuracy"])[:50]}
-    (args.out / "tuning.json").write_text(json.dumps(slim, indent=2) + "\n")
-    (args.out / "tuning.md").write_text(_markdown(report))
-    _plot(report, args.out / "tuning.png")
-    best = json.dumps(as_settings(report["best"], report["model"]))
-    print(f"best: {best} -> {report['best']['accuracy']} "
-          f"(current {report['current']['accuracy']}, none {report['no_verifier']['accuracy']})")
+    (args.out / "tuning.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out / "tuning.md").write_text(render(report))
+    plot(report, args.out / "tuning.png")
+    c = report["chosen"]
+    print(f"chosen: {json.dumps(report['chosen_settings'])}: CV log-loss {c['log_loss']} "
+          f"(current {report['current']['log_loss']}); differs: {report['differs']}")
+    if report["differs"] and args.write_config:
+        path = Path(args.config) if args.config else CONFIG
+        write_config(report["chosen_settings"], path)
+        print(f"wrote {path}: refit the decision with `make decision-fit`")
     return 0
 
 

@@ -123,26 +123,3 @@ def test_title_only_skips_rungs_that_would_repeat_a_call(script):
     assert "no different call left" in record["verifier"]["reason"]
     assert max(record["confidence_scores"].values()) <= 0.75
     assert any("title alone" in note for note in record["notes"])
-
-
-def test_tuning_replays_the_verifier_policy_offline():
-    from eval.verifier_tuning import as_settings, evaluate, replay
-
-    first, rung1, rung2 = ("m", "title_and_abstract", "default"), ("m", "abstract_first",
-                                                                  "definition"), ("t", "v", "p")
-    p = {first: 0.6, rung1: 0.9, rung2: 0.95}
-    # unsure (0.6 < 0.85): asks rung 1, mean 0.75 still unsure, asks rung 2: mean 0.8167
-    assert replay(p, True, 0.85, (rung1, rung2)) == (pytest.approx(0.8167, abs=1e-4), 3)
-    assert replay(p, True, 0.85, ()) == (0.6, 1)  # no ladder: the first call stands
-    assert replay(p, True, 0.55, (rung1,)) == (0.6, 1)  # confident and consistent
-    # confident Cancer but no cancer concept found: re-queried for consistency
-    assert replay(p, False, 0.55, (rung1,)) == (pytest.approx(0.75), 2)
-    weak = {first: 0.4, rung1: 0.9, rung2: 0.9}  # unsure Non-Cancer, overturned to Cancer
-    rows = [{"gold": True, "cancer_found": True, "p": weak},
-            {"gold": False, "cancer_found": True, "p": weak}]
-    result = evaluate(rows, 0.85, (rung1, rung2))
-    assert (result["first_call_accuracy"], result["accuracy"]) == (0.5, 0.5)
-    assert (result["fixed"], result["broken"], result["mean_calls"]) == (1, 1, 3.0)
-    assert as_settings(result, "m")["ladder"] == [
-        {"view": "abstract_first", "prompt": "definition"},
-        {"view": "v", "prompt": "p", "model": "t"}]
