@@ -32,7 +32,7 @@ def engines(tiny_ner, tmp_path_factory):
     old = os.environ.get("ONCOGRAPH_CACHE")
     os.environ["ONCOGRAPH_CACHE"] = str(cache)
     try:
-        folder = ct2_ner.converted_model(*tiny_ner, "int8")
+        folder = ct2_ner.converted_model(tiny_ner[0], tiny_ner[1], "int8")
     finally:
         if old is None:
             os.environ.pop("ONCOGRAPH_CACHE")
@@ -68,6 +68,7 @@ def test_workers_give_the_one_window_per_call_scores(engines):
     for workers in (2, 3):
         assert by_workers[workers].encoder.num_encoders == workers  # windows really run at once
         _same(ref, _scores(tokenizer, by_workers[workers], texts), texts)
+    assert sorted_windows(tokenizer, []) == [] and _scores(tokenizer, by_workers[2], []) == []
 
 
 def test_batched_windows_keep_their_order(engines):
