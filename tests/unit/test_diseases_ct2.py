@@ -138,7 +138,8 @@ def test_concurrent_first_calls_convert_once(tiny_ner, tmp_path, monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(ct2_ner, "convert", counted)
+    adapter, base = tiny_ner
     with ThreadPoolExecutor(3) as pool:
-        folders = list(pool.map(lambda _: ct2_ner.converted_model(*tiny_ner, "int8"), range(3)))
+        folders = list(pool.map(lambda _: ct2_ner.converted_model(adapter, base, "int8"), range(3)))
     assert len(calls) == 1 and len(set(folders)) == 1
     assert sorted(p.name for p in folders[0].parent.iterdir()) == [folders[0].name]  # no leftovers
