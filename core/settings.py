@@ -157,6 +157,9 @@ class DiseaseSettings(_Strict):
     # what runs the NER encoder: torch, or a CTranslate2 int8 conversion of it
     # (tools/diseases/ct2_ner.py; reports/diseases/engines.md)
     model_backend: Literal["torch", "ctranslate2"]
+    # windows the ctranslate2 engine computes at once, each on (torch threads / workers)
+    # threads (docs/diseases.md; reports/diseases/speed.md)
+    ner_workers: int = Field(ge=1, le=16)
     # how the routes combine when the model route runs (MergeRule above)
     merge_priority: list[Literal["dictionary", "model", "llm"]]
     min_model_score: float = Field(ge=0.0, le=1.0)

@@ -41,6 +41,8 @@ SECTIONS = [
     ("Disease extraction on NCBI Disease dev and BC5CDR dev", "diseases/README.md", None),
     ("NER engines for the default disease route: torch vs ctranslate2 int8 (one run)",
      "diseases/engines.md", None),
+    ("Scheduling the int8 NER engine: one window per call or two at once (one run)",
+     "diseases/speed.md", None),
     ("The disease merge rule, cross-validated on dev documents", "diseases/rules.md", None),
     ("Where the disease route's dev errors come from", "diseases/audit.md", None),
     ("Disease concepts: the rules against the concept chooser (dev)",

@@ -1,7 +1,8 @@
 # Disease extraction (issues 4, 20): adapter training, rule choice by cross-validation,
 # evaluation on NCBI/BC5CDR dev, error audit, training-cost check, tests.
 .PHONY: diseases-train diseases-train-syn diseases-rules diseases-eval diseases-audit \
-	diseases-model-cost diseases-engines diseases-candidate-syn diseases-normaliser diseases-test
+	diseases-model-cost diseases-engines diseases-candidate-syn diseases-normaliser diseases-speed \
+	diseases-test
 
 diseases-train:  ## LoRA-tune MiniLM for disease NER -> adapters/ner-minilm/ (~52 CPU-min)
 	$(PY) -m finetune.train_ner
@@ -26,6 +27,9 @@ diseases-engines:  ## default route on torch vs ctranslate2 int8 NER, one interl
 diseases-normaliser:  ## fit the concept chooser on train mentions (priors out of fold), C by CV -> adapters/disease-chooser/, reports/diseases/normaliser.*
 	nice -n 5 $(PY) -m eval.disease_normaliser
 
+diseases-speed:  ## int8 NER schedules (1 window/call on 2 threads vs 2 windows at once), one interleaved run + rule -> reports/diseases/speed.*
+	nice -n 5 $(PY) -m eval.disease_speed --speed-docs 60 --repeats 3
+
 diseases-audit:  ## sort every dev error of the default route into a class -> reports/diseases/audit.*
 	$(PY) -m eval.disease_audit
 
@@ -34,4 +38,5 @@ diseases-model-cost:  ## s/step of MiniLM vs Qwen2.5-0.5B token classifiers -> r
 
 diseases-test:
 	$(PY) -m pytest -q tests/unit/test_diseases.py tests/unit/test_diseases_ner.py tests/unit/test_diseases_eval.py \
-		tests/unit/test_diseases_ct2.py tests/unit/test_diseases_chooser.py
+		tests/unit/test_diseases_ct2.py tests/unit/test_diseases_chooser.py \
+		tests/unit/test_diseases_ct2_workers.py

@@ -56,6 +56,37 @@ def tiny_qwen_dir(tmp_path_factory, qwen_tokenizer_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_ner(tmp_path_factory):
+    """(adapter dir, base dir) for the NER engines: a 2-layer BERT (real MiniLM tokenizer)
+    saved as a base checkpoint, and a LoRA adapter with non-zero B matrices (so the merge
+    changes the weights) and a trained head."""
+    from peft import LoraConfig, TaskType, get_peft_model
+    from transformers import AutoTokenizer, BertConfig, BertForTokenClassification, BertModel
+
+    from tools.diseases.ner import LABELS
+    from tools.weights import prepare
+
+    tokenizer = AutoTokenizer.from_pretrained(prepare("minilm"))
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64,
+                        max_position_embeddings=512)
+    base = tmp_path_factory.mktemp("tiny-bert-base")
+    BertModel(config).save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    model = BertForTokenClassification.from_pretrained(base, num_labels=len(LABELS))
+    peft = get_peft_model(model, LoraConfig(task_type=TaskType.TOKEN_CLS, r=4, lora_alpha=8,
+                                            target_modules=["query", "value"]))
+    with torch.no_grad():
+        for name, p in peft.named_parameters():
+            if "lora_B" in name or "classifier" in name:
+                p.normal_(0, 0.5)
+    adapter = tmp_path_factory.mktemp("tiny-ner-adapter")
+    peft.save_pretrained(adapter)
+    return adapter, base
+
+
+@pytest.fixture(scope="session")
 def data_dir() -> Path:
     path = load_settings().data_path()
     if not (path / "abstracts").exists():

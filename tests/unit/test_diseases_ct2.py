@@ -7,7 +7,6 @@ from typing import get_args
 
 import numpy as np
 import pytest
-import torch
 
 from core.settings import ConfigError, DiseaseSettings, load_settings
 from tools.diseases import ct2_ner
@@ -17,35 +16,6 @@ from tools.diseases.ner import LABELS, combine, sorted_windows, torch_window_pro
 TEXTS = ["Lung cancer and asthma were seen in two patients with cystic fibrosis.",
          "Type IID von Willebrand disease. " * 70,  # > 512 tokens: two windows
          ""]
-
-
-@pytest.fixture(scope="module")
-def tiny_ner(tmp_path_factory):
-    """(adapter dir, base dir): a 2-layer BERT saved as a base checkpoint, and a LoRA adapter
-    with non-zero B matrices (so the merge changes the weights) and a trained head."""
-    from peft import LoraConfig, TaskType, get_peft_model
-    from transformers import AutoTokenizer, BertConfig, BertForTokenClassification, BertModel
-
-    from tools.weights import prepare
-
-    tokenizer = AutoTokenizer.from_pretrained(prepare("minilm"))
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64,
-                        max_position_embeddings=512)
-    base = tmp_path_factory.mktemp("tiny-bert-base")
-    BertModel(config).save_pretrained(base)
-    tokenizer.save_pretrained(base)
-    model = BertForTokenClassification.from_pretrained(base, num_labels=len(LABELS))
-    peft = get_peft_model(model, LoraConfig(task_type=TaskType.TOKEN_CLS, r=4, lora_alpha=8,
-                                            target_modules=["query", "value"]))
-    with torch.no_grad():
-        for name, p in peft.named_parameters():
-            if "lora_B" in name or "classifier" in name:
-                p.normal_(0, 0.5)
-    adapter = tmp_path_factory.mktemp("tiny-ner-adapter")
-    peft.save_pretrained(adapter)
-    return adapter, base
 
 
 def _both(tiny_ner, quantization: str):
@@ -168,7 +138,8 @@ def test_concurrent_first_calls_convert_once(tiny_ner, tmp_path, monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(ct2_ner, "convert", counted)
+    adapter, base = tiny_ner
     with ThreadPoolExecutor(3) as pool:
-        folders = list(pool.map(lambda _: ct2_ner.converted_model(*tiny_ner, "int8"), range(3)))
+        folders = list(pool.map(lambda _: ct2_ner.converted_model(adapter, base, "int8"), range(3)))
     assert len(calls) == 1 and len(set(folders)) == 1
     assert sorted(p.name for p in folders[0].parent.iterdir()) == [folders[0].name]  # no leftovers

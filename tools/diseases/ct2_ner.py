@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -108,27 +109,47 @@ def converted_model(adapter_dir: Path, base_dir: Path, quantization: str = QUANT
 
 
 class Ct2TokenClassifier:
-    """Label probabilities per window from a CTranslate2 conversion (`convert`)."""
+    """Label probabilities per window from a CTranslate2 conversion (`convert`).
 
-    def __init__(self, folder: Path, compute_type: str = QUANTIZATION, threads: int = 0):
+    `workers` windows are computed at once, each on `threads // workers` intra-op threads
+    (ctranslate2 `inter_threads` replicas fed from a small thread pool; the encoder releases
+    the GIL): a 300-token window's matrices are too small for two threads to share well.
+    """
+
+    def __init__(self, folder: Path, compute_type: str = QUANTIZATION, threads: int = 0,
+                 workers: int = 1):
         import ctranslate2
+        import torch
 
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        threads = threads or os.cpu_count() or 1
+        self.folder, self.workers = Path(folder), workers
+        torch_threads = torch.get_num_threads()
         self.encoder = ctranslate2.Encoder(str(folder), device="cpu", compute_type=compute_type,
-                                           intra_threads=threads)
+                                           inter_threads=workers,
+                                           intra_threads=max(1, threads // workers))
+        # ctranslate2 sets the calling thread's OpenMP thread count to intra_threads, and
+        # torch models run on that thread's count: a classifier would drop to one thread
+        torch.set_num_threads(torch_threads)
         head = np.load(Path(folder) / _HEAD)
         self.weight, self.bias = head["weight"], head["bias"]
+        self._pool = ThreadPoolExecutor(workers, "ner-ct2") if workers > 1 else None
+
+    def _forward(self, chunk: list[Window]) -> list[np.ndarray]:
+        hidden = np.asarray(self.encoder.forward_batch([w.input_ids for w in chunk])
+                            .last_hidden_state, dtype=np.float32)
+        out = []
+        for j, w in enumerate(chunk):
+            logits = hidden[j, : len(w.input_ids)] @ self.weight.T + self.bias
+            logits -= logits.max(-1, keepdims=True)
+            e = np.exp(logits)
+            out.append(e / e.sum(-1, keepdims=True))
+        return out
 
     def window_probs(self, wins: list[Window], batch_size: int = 1) -> list[np.ndarray]:
-        """(tokens, labels) softmax per window, as `ner.torch_window_probs` gives."""
-        out: list[np.ndarray] = []
-        for i in range(0, len(wins), batch_size):
-            chunk = wins[i : i + batch_size]
-            hidden = np.asarray(
-                self.encoder.forward_batch([w.input_ids for w in chunk]).last_hidden_state,
-                dtype=np.float32)
-            for j, w in enumerate(chunk):
-                logits = hidden[j, : len(w.input_ids)] @ self.weight.T + self.bias
-                logits -= logits.max(-1, keepdims=True)
-                e = np.exp(logits)
-                out.append(e / e.sum(-1, keepdims=True))
-        return out
+        """(tokens, labels) softmax per window, in the order of `wins`, as
+        `ner.torch_window_probs` gives."""
+        chunks = [wins[i : i + batch_size] for i in range(0, len(wins), batch_size)]
+        done = self._pool.map(self._forward, chunks) if self._pool else map(self._forward, chunks)
+        return [p for probs in done for p in probs]

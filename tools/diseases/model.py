@@ -31,9 +31,11 @@ def load_ner(adapter_dir: str = str(ADAPTER_DIR), base_dir: str | None = None):
 BACKENDS = ("torch", "ctranslate2")
 
 
-@lru_cache(maxsize=2)
-def load_ct2_ner(adapter_dir: str = str(ADAPTER_DIR), base_dir: str | None = None):
-    """(engine, tokenizer): the cached CTranslate2 int8 conversion of the merged model."""
+@lru_cache(maxsize=4)
+def load_ct2_ner(adapter_dir: str = str(ADAPTER_DIR), base_dir: str | None = None,
+                 workers: int = 1):
+    """(engine, tokenizer): the cached CTranslate2 int8 conversion of the merged model,
+    computing `workers` windows at once on torch's thread count between them."""
     import torch
     from transformers import AutoTokenizer
 
@@ -42,20 +44,22 @@ def load_ct2_ner(adapter_dir: str = str(ADAPTER_DIR), base_dir: str | None = Non
 
     base = Path(base_dir or prepare("minilm"))
     folder = converted_model(Path(adapter_dir), base)
-    engine = Ct2TokenClassifier(folder, threads=torch.get_num_threads())
+    engine = Ct2TokenClassifier(folder, threads=torch.get_num_threads(), workers=workers)
     return engine, AutoTokenizer.from_pretrained(base)
 
 
 def model_scores(texts: list[str], adapter_dir: str = str(ADAPTER_DIR),
-                 backend: str | None = None) -> list[TokenScores]:
+                 backend: str | None = None, workers: int | None = None) -> list[TokenScores]:
     """Per text: the encoder's token labels and P(disease) (the model route's only costly
-    step), on `backend` (None: the configured `diseases.model_backend`)."""
-    backend = backend or load_settings().diseases.model_backend
+    step), on `backend` (None: the configured `diseases.model_backend`), ctranslate2 with
+    `workers` windows at once (None: the configured `diseases.ner_workers`)."""
+    settings = load_settings().diseases
+    backend = backend or settings.model_backend
     if backend == "torch":
         model, tokenizer = load_ner(adapter_dir)
         return predict_tokens(model, tokenizer, texts, autocast=native_bf16())
     if backend == "ctranslate2":
-        engine, tokenizer = load_ct2_ner(adapter_dir)
+        engine, tokenizer = load_ct2_ner(adapter_dir, None, workers or settings.ner_workers)
         wins = sorted_windows(tokenizer, texts)
         return combine(wins, engine.window_probs(wins), len(texts))
     raise ValueError(f"unknown NER backend {backend!r}; choose from {BACKENDS}")

@@ -29,6 +29,8 @@ class Window:
 
 def windows(tokenizer, texts: list[str]) -> list[Window]:
     """Overlapping windows of at most MAX_LENGTH tokens over each text."""
+    if not texts:  # the fast tokenizer fails on an empty batch
+        return []
     enc = tokenizer(
         texts, truncation=True, max_length=MAX_LENGTH, stride=STRIDE,
         return_overflowing_tokens=True, return_offsets_mapping=True,
