@@ -15,7 +15,6 @@ chooser (`chooser.py`) needs them all, with where each came from, so this index 
 from __future__ import annotations
 
 import bisect
-import gzip
 import hashlib
 import math
 import pickle
@@ -32,6 +31,7 @@ from tools.diseases.lexicon import (
     VOCAB_FILE,
     cache_root,
     load_vocabulary,
+    medic_rows,
     source_files,
 )
 from tools.diseases.vocab import FUNCTION_WORDS, Vocabulary, bag_key, canonical_id, key_of, tokens
@@ -83,27 +83,23 @@ def build_medic(path: Path) -> MedicIndex:
         if b:
             bag[b].add(cid)
 
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        for line in fh:
-            if line.startswith("#") or not line.strip():
-                continue
-            cols = line.rstrip("\n").split("\t")
-            name, cid, definition, trees, syns = cols[0], cols[1], cols[3], cols[5], cols[7]
-            parents[cid] = tuple(p for p in cols[4].split("|") if p)
-            for parent in parents[cid]:
-                children[parent].append(cid)
-            synonyms = [s for s in syns.split("|") if s]
-            add(name, cid, "name")
-            for s in synonyms:
-                add(s, cid, "synonym")
-            for term in (name, *synonyms):
-                toks = key_of(term).split()
-                if len(toks) >= 2 and toks[-1] == "neoplasm":
-                    for head in ORGAN_HEADS:
-                        add(" ".join([*toks[:-1], head]), cid, "organ")
-            levels = [len(t.split("/")[0].split(".")) for t in trees.split("|") if t]
-            depth[cid] = max(levels, default=0)
-            words[cid] = frozenset(content_words(" ".join([name, *synonyms, definition])))
+    for cols in medic_rows(path):
+        name, cid, definition, trees, syns = cols[0], cols[1], cols[3], cols[5], cols[7]
+        parents[cid] = tuple(p for p in cols[4].split("|") if p)
+        for parent in parents[cid]:
+            children[parent].append(cid)
+        synonyms = [s for s in syns.split("|") if s]
+        add(name, cid, "name")
+        for s in synonyms:
+            add(s, cid, "synonym")
+        for term in (name, *synonyms):
+            toks = key_of(term).split()
+            if len(toks) >= 2 and toks[-1] == "neoplasm":
+                for head in ORGAN_HEADS:
+                    add(" ".join([*toks[:-1], head]), cid, "organ")
+        levels = [len(t.split("/")[0].split(".")) for t in trees.split("|") if t]
+        depth[cid] = max(levels, default=0)
+        words[cid] = frozenset(content_words(" ".join([name, *synonyms, definition])))
     return MedicIndex(dict(exact), dict(bag), depth, words, parents,
                       {c: tuple(k) for c, k in children.items()})
 

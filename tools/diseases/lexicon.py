@@ -15,6 +15,7 @@ import os
 import pickle
 import re
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
@@ -46,25 +47,31 @@ def source_files(data: Path) -> list[Path]:
 CORPUS_TRAIN = ("ncbi_disease/NCBItrainset_corpus.txt", "bc5cdr/CDR_TrainingSet.PubTator.txt")
 
 
-def _parse_medic(path: Path) -> tuple[dict[str, Concept], dict[str, str]]:
-    concepts: dict[str, Concept] = {}
-    alt_ids: dict[str, str] = {}
-    trees_of: dict[str, list[str]] = {}
+def medic_rows(path: Path) -> Iterator[list[str]]:
+    """CTD MEDIC's data rows as columns (name, id, alt ids, definition, parents, trees, _,
+    synonyms), comment and blank lines skipped."""
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         for line in fh:
             if line.startswith("#") or not line.strip():
                 continue
-            cols = line.rstrip("\n").split("\t")
-            name, cid, alts, trees, syns = cols[0], cols[1], cols[2], cols[5], cols[7]
-            synonyms = [s for s in syns.split("|") if s]
-            trees_of[cid] = [t for t in trees.split("|") if t]
-            concepts[cid] = Concept(
-                concept_id=cid, name=name, readable=readable_name(name, synonyms),
-                is_cancer=is_cancer_tree(trees_of[cid]), synonyms=synonyms,
-            )
-            for alt in alts.split("|"):
-                if alt.startswith(("MESH:", "OMIM:")):
-                    alt_ids.setdefault(alt, cid)
+            yield line.rstrip("\n").split("\t")
+
+
+def _parse_medic(path: Path) -> tuple[dict[str, Concept], dict[str, str]]:
+    concepts: dict[str, Concept] = {}
+    alt_ids: dict[str, str] = {}
+    trees_of: dict[str, list[str]] = {}
+    for cols in medic_rows(path):
+        name, cid, alts, trees, syns = cols[0], cols[1], cols[2], cols[5], cols[7]
+        synonyms = [s for s in syns.split("|") if s]
+        trees_of[cid] = [t for t in trees.split("|") if t]
+        concepts[cid] = Concept(
+            concept_id=cid, name=name, readable=readable_name(name, synonyms),
+            is_cancer=is_cancer_tree(trees_of[cid]), synonyms=synonyms,
+        )
+        for alt in alts.split("|"):
+            if alt.startswith(("MESH:", "OMIM:")):
+                alt_ids.setdefault(alt, cid)
     readable_at = {t: concepts[cid].readable for cid, ts in trees_of.items() for t in ts}
     for cid, concept in concepts.items():
         if concept.is_cancer:
