@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tools.diseases.concept_index import MedicIndex, TrainStats, context_weight
+from tools.diseases.normalise import key_similarities
 from tools.diseases.vocab import bag_key
 
 FEATURES = (
@@ -64,7 +65,7 @@ def _fuzzy_keys(fuzzy: FuzzyIndex, key: str,
                 allowed: Callable[[str], bool]) -> list[tuple[str, float]]:
     """The FUZZY_K most similar allowed keys at cosine >= FUZZY_MIN (sparse: only the keys
     sharing an n-gram with the mention are touched)."""
-    row = (fuzzy.vectoriser.transform([key]) @ fuzzy.by_ngram).tocsr()  # type: ignore[attr-defined]
+    row = key_similarities(fuzzy.vectoriser, fuzzy.by_ngram, key).tocsr()
     keep = row.data >= FUZZY_MIN
     sims, idx = row.data[keep], row.indices[keep]
     hits = [(fuzzy.keys[i], float(v)) for v, i in
