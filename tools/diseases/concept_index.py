@@ -33,6 +33,7 @@ from tools.diseases.lexicon import (
     load_vocabulary,
     medic_rows,
     source_files,
+    write_pickle,
 )
 from tools.diseases.vocab import FUNCTION_WORDS, Vocabulary, bag_key, canonical_id, key_of, tokens
 
@@ -232,9 +233,5 @@ def load_concept_data(data_dir: str | None = None) -> ConceptData:
     docs = [d for f in CORPUS_TRAIN if (data / f).exists() for d in read_pubtator(data / f)]
     mentions = train_mentions(docs, vocab)
     found = ConceptData(build_medic(data / VOCAB_FILE), mentions, train_stats(mentions))
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp")
-    with tmp.open("wb") as fh:
-        pickle.dump(found, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    tmp.replace(cache)
+    write_pickle(cache, found)
     return found

@@ -14,6 +14,7 @@ import hashlib
 import os
 import pickle
 import re
+import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from functools import lru_cache
@@ -45,6 +46,16 @@ def source_files(data: Path) -> list[Path]:
 
 
 CORPUS_TRAIN = ("ncbi_disease/NCBItrainset_corpus.txt", "bc5cdr/CDR_TrainingSet.PubTator.txt")
+
+
+def write_pickle(path: Path, obj: object) -> None:
+    """Pickle into `path` atomically: a temporary file of this writer's own, then a rename,
+    so processes building the same cache at once never read or leave a torn file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("wb", dir=path.parent, prefix=path.name,
+                                     suffix=".tmp", delete=False) as fh:
+        pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(fh.name, path)
 
 
 def medic_rows(path: Path) -> Iterator[list[str]]:
@@ -220,9 +231,5 @@ def load_vocabulary(data_dir: str | None = None) -> Vocabulary:
         with cache.open("rb") as fh:
             return pickle.load(fh)
     vocab = build(data)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp")
-    with tmp.open("wb") as fh:
-        pickle.dump(vocab, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    tmp.replace(cache)
+    write_pickle(cache, vocab)
     return vocab
