@@ -43,9 +43,9 @@ def key_similarities(vectoriser: Any, by_ngram: Any, key: str) -> Any:
     from scipy.sparse import csr_matrix
 
     columns = vectoriser.vocabulary_
-    counts = Counter(g for g in vectoriser.build_analyzer()(key) if g in columns)
-    cols = np.array(sorted(columns[g] for g in counts), dtype=np.int32)
-    tf = np.array([counts[g] for g in sorted(counts, key=columns.__getitem__)], dtype=float)
+    counts = Counter(columns[g] for g in vectoriser.build_analyzer()(key) if g in columns)
+    cols = np.array(sorted(counts), dtype=np.int32)
+    tf = np.array([counts[c] for c in cols.tolist()], dtype=float)
     data = (np.log(tf) + 1) * vectoriser.idf_[cols]  # sublinear tf times idf, as TfidfTransformer
     norm = 0.0
     for v in data.tolist():  # summed in order, as scikit-learn's l2 row normaliser does
